@@ -1,0 +1,19 @@
+/** What a CLI command may touch of the outside world, injected so tests run commands in-process. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly readFile: (path: string) => Promise<Uint8Array>;
+  readonly readStdin: () => Promise<Uint8Array>;
+  readonly now: () => Date;
+}
+
+/** Exit statuses every command shares: 0 ok, 1 the input was refused or is unusable, 2 the command line is wrong. */
+export const EXIT_OK = 0;
+export const EXIT_REJECTED = 1;
+export const EXIT_USAGE = 2;
+
+export class CliExit extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}
