@@ -66,12 +66,13 @@ class Reader {
   }
 
   value(depth: number, path: string): JsonNode {
-    if (depth > MAX_JSON_DEPTH) {
+    const c = this.text[this.pos];
+    // `depth` counts the containers around this value, so a container here is nesting level depth + 1.
+    if ((c === "{" || c === "[") && depth >= MAX_JSON_DEPTH) {
       throw new InvalidBundleError("ERR_BUNDLE_TOO_DEEP", `JSON nesting deeper than ${MAX_JSON_DEPTH} at ${path}`, {
         details: { path, limit: MAX_JSON_DEPTH },
       });
     }
-    const c = this.text[this.pos];
     switch (c) {
       case "{":
         return this.object(depth, path);

@@ -73,7 +73,15 @@ export function parsePemBundle(input: Uint8Array | string, limits: BundleReadLim
       warnings.push(warning("WARN_CERT_NOT_CA", `PEM block ${index} is not a CA certificate; ignored`, index));
       return;
     }
-    const authority = x509AuthorityFromCertificate(certificate);
+    let authority: X509Authority;
+    try {
+      authority = x509AuthorityFromCertificate(certificate);
+    } catch {
+      warnings.push(
+        warning("WARN_KEY_UNSUPPORTED", `PEM block ${index}: the key type is not supported; ignored`, index),
+      );
+      return;
+    }
     if (seen.has(authority.fingerprint)) {
       warnings.push(warning("WARN_DUPLICATE_AUTHORITY", `PEM block ${index} repeats an earlier certificate`, index));
       return;

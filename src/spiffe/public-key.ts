@@ -51,6 +51,13 @@ export function importPublicJwk(raw: Readonly<Record<string, unknown>>): PublicK
 
 export function exportPublicJwk(key: KeyObject): PublicJwk {
   const jwk = key.export({ format: "jwk" });
+  // Node exports curves a bundle may not carry (secp256k1, X25519, ...); refuse them here, not downstream.
+  if (
+    (jwk.kty === "EC" && !EC_CURVES.has(String(jwk.crv))) ||
+    (jwk.kty === "OKP" && !OKP_CURVES.has(String(jwk.crv)))
+  ) {
+    throw new Error(`unsupported ${jwk.kty} curve ${String(jwk.crv)}`);
+  }
   switch (jwk.kty) {
     case "EC":
       return { kty: "EC", crv: jwk.crv as "P-256", x: jwk.x!, y: jwk.y! };

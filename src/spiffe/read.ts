@@ -6,7 +6,7 @@ export type BundleFormat = "spiffe" | "pem";
 
 /** "spiffe" when the document starts with `{`, "pem" when it holds a BEGIN line, else undefined. */
 export function detectBundleFormat(input: Uint8Array | string): BundleFormat | undefined {
-  const text = typeof input === "string" ? input : Buffer.from(input.subarray(0, 4096)).toString("latin1");
+  const text = typeof input === "string" ? input : Buffer.from(input).toString("latin1");
   const start = text.trimStart();
   if (start.startsWith("{")) return "spiffe";
   if (text.includes("-----BEGIN ")) return "pem";
