@@ -5,6 +5,10 @@ export interface CliIo {
   readonly readFile: (path: string) => Promise<Uint8Array>;
   readonly readStdin: () => Promise<Uint8Array>;
   readonly now: () => Date;
+  /** The process environment; commands read it only to hand it to the config loader. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Resolves with the signal's name when the process is asked to stop (SIGINT, SIGTERM). */
+  readonly waitForShutdown: () => Promise<string>;
 }
 
 /** Exit statuses every command shares: 0 ok, 1 the input was refused or is unusable, 2 the command line is wrong. */

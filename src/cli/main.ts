@@ -10,5 +10,10 @@ const exitCode = await runCli(process.argv.slice(2), {
   readFile: (path) => readFile(path),
   readStdin: () => buffer(process.stdin),
   now: () => new Date(),
+  env: process.env,
+  waitForShutdown: () =>
+    new Promise((resolve) => {
+      for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve(signal));
+    }),
 });
 process.exitCode = exitCode;

@@ -1,0 +1,50 @@
+/**
+ * The internal listener's express app: health and readiness now; the admin, distribution and relay
+ * APIs join it later. Readiness lists every check, so an operator sees which part is not ready.
+ */
+import express, { type Express } from "express";
+import type { Registry } from "prom-client";
+
+export interface ReadinessCheck {
+  readonly name: string;
+  /** Resolves to undefined when ready, or to an error code saying why not. */
+  check(): Promise<string | undefined>;
+}
+
+export interface InternalAppOptions {
+  readonly readiness: readonly ReadinessCheck[];
+  readonly registry?: Registry;
+}
+
+export function createInternalApp(options: InternalAppOptions): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+
+  app.get("/healthz", (_req, res) => {
+    res.type("application/json").send('{"status":"ok"}');
+  });
+
+  app.get("/readyz", async (_req, res) => {
+    const results = await Promise.all(
+      options.readiness.map(async ({ name, check }) => {
+        try {
+          const code = await check();
+          return { name, ok: code === undefined, ...(code === undefined ? {} : { code }) };
+        } catch {
+          return { name, ok: false, code: "ERR_READINESS_CHECK" };
+        }
+      }),
+    );
+    const ready = results.every((result) => result.ok);
+    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready", checks: results });
+  });
+
+  if (options.registry) {
+    const registry = options.registry;
+    app.get("/metrics", async (_req, res) => {
+      res.type(registry.contentType).send(await registry.metrics());
+    });
+  }
+  return app;
+}

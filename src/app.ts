@@ -1,0 +1,201 @@
+/**
+ * The composition root: builds every part from the validated config, starts them in order
+ * (store, local bundle, certificates, public endpoints, internal listener) and stops them in reverse.
+ * A part that fails to start stops the ones already started, so a failed start leaves nothing behind.
+ */
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createInternalApp } from "./api/internal-app.js";
+import { VERSION } from "./cli/version.js";
+import type { Clock } from "./clock.js";
+import type { BundlegateConfig, ListenConfig } from "./config/types.js";
+import { createBundleEndpoint } from "./endpoint/server.js";
+import type { Logger } from "./logging.js";
+import { createMetrics, type EndpointProfile, type Metrics } from "./metrics/metrics.js";
+import { createLocalBundleSource, type LocalBundleSource } from "./sources/local-bundle.js";
+import { checkSvidCredentials, checkWebCredentials, createFileCredentialSource } from "./sources/tls-credentials.js";
+import type { TlsCredentials, Watched } from "./sources/types.js";
+import { parseSpiffeId } from "./spiffe/id.js";
+import { openStore } from "./store/open-store.js";
+import type { Store } from "./store/types.js";
+
+export interface AppDependencies {
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RunningApp {
+  readonly addresses: {
+    readonly httpsWeb?: ListenAddress;
+    readonly httpsSpiffe?: ListenAddress;
+    readonly internal: ListenAddress;
+  };
+  readonly localBundle: LocalBundleSource;
+  readonly credentials: Partial<Record<EndpointProfile, Watched<TlsCredentials>>>;
+  readonly metrics: Metrics;
+  readonly store: Store;
+  stop(): Promise<void>;
+}
+
+export async function startApp(config: BundlegateConfig, deps: AppDependencies): Promise<RunningApp> {
+  const { logger, clock } = deps;
+  const stops: Array<() => Promise<void> | void> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop();
+      } catch (error) {
+        logger.warn({ err: (error as Error).message }, "error while stopping");
+      }
+    }
+  };
+
+  try {
+    const metrics = createMetrics({ version: VERSION });
+    const store = await openStore(config.store, { trustDomain: config.trustDomain, logger });
+    stops.push(() => store.close());
+
+    const localBundle = await createLocalBundleSource({
+      file: config.localBundle.file,
+      format: config.localBundle.format,
+      defaultRefreshHintSeconds: config.localBundle.refreshHintSeconds,
+      maxBytes: config.localBundle.maxBytes,
+      store,
+      logger,
+      pollIntervalMs: config.filePollIntervalMs,
+      onReload: (result, code) => metrics.localBundleReloads.inc({ result, code: code ?? "" }),
+    });
+    stops.push(() => localBundle.close());
+    metrics.observeLocalBundle(localBundle);
+
+    const credentials: Partial<Record<EndpointProfile, Watched<TlsCredentials>>> = {};
+    const addresses: { httpsWeb?: ListenAddress; httpsSpiffe?: ListenAddress; internal?: ListenAddress } = {};
+    // A reload is counted once: validation failures by the credential source (with their code), and
+    // what the endpoint applied (ok) or Node refused (ERR_TLS_CONTEXT) by the endpoint.
+    const onCredentialReload = (profile: EndpointProfile) => (result: "ok" | "error", code?: string) => {
+      if (result === "error") metrics.tlsReloads.inc({ profile, result, code: code ?? "" });
+    };
+    const onTlsReload = (profile: EndpointProfile, result: "ok" | "error") =>
+      metrics.tlsReloads.inc({ profile, result, code: result === "ok" ? "" : "ERR_TLS_CONTEXT" });
+
+    const endpointShared = {
+      path: config.endpoint.path,
+      bundle: localBundle,
+      timeouts: config.endpoint.timeouts,
+      ...(config.endpoint.cacheMaxAgeSeconds === undefined
+        ? {}
+        : { cacheMaxAgeSeconds: config.endpoint.cacheMaxAgeSeconds }),
+      onRequest: (profile: EndpointProfile, code: number, seconds: number) => {
+        metrics.endpointRequests.inc({ profile, code: String(code) });
+        metrics.endpointRequestSeconds.observe({ profile }, seconds);
+      },
+    };
+
+    const web = config.endpoint.httpsWeb;
+    if (web) {
+      const source = await createFileCredentialSource({
+        certFile: web.certFile,
+        keyFile: web.keyFile,
+        check: (creds, now) => checkWebCredentials(creds, { now }),
+        clock,
+        pollIntervalMs: config.filePollIntervalMs,
+        logger: logger.child({ component: "tls", profile: "https_web" }),
+        onReload: onCredentialReload("https_web"),
+      });
+      stops.push(() => source.close());
+      credentials.https_web = source;
+      metrics.observeServingCertificate("https_web", source);
+      const endpoint = createBundleEndpoint({
+        ...endpointShared,
+        profile: "https_web",
+        listen: web.listen,
+        credentials: source,
+        logger,
+        onTlsReload,
+      });
+      addresses.httpsWeb = await endpoint.start();
+      stops.push(() => endpoint.close());
+    }
+
+    const spiffe = config.endpoint.httpsSpiffe;
+    if (spiffe) {
+      const endpointSpiffeId = parseSpiffeId(spiffe.endpointSpiffeId).uri;
+      const source = await createFileCredentialSource({
+        certFile: spiffe.svidFile,
+        keyFile: spiffe.svidKeyFile,
+        check: (creds, now) =>
+          checkSvidCredentials(creds, { now, endpointSpiffeId, bundle: localBundle.current().bundle }),
+        clock,
+        pollIntervalMs: config.filePollIntervalMs,
+        logger: logger.child({ component: "tls", profile: "https_spiffe" }),
+        onReload: onCredentialReload("https_spiffe"),
+        revalidate: localBundle,
+      });
+      stops.push(() => source.close());
+      credentials.https_spiffe = source;
+      metrics.observeServingCertificate("https_spiffe", source);
+      const endpoint = createBundleEndpoint({
+        ...endpointShared,
+        profile: "https_spiffe",
+        listen: spiffe.listen,
+        credentials: source,
+        logger,
+        onTlsReload,
+      });
+      addresses.httpsSpiffe = await endpoint.start();
+      stops.push(() => endpoint.close());
+    }
+
+    const internalApp = createInternalApp({
+      registry: metrics.registry,
+      readiness: [
+        {
+          name: "store",
+          check: async () => {
+            const health = await store.health();
+            return health.ok ? undefined : (health.code ?? "ERR_STORE_UNAVAILABLE");
+          },
+        },
+      ],
+    });
+    const internal = createServer(internalApp);
+    addresses.internal = await listen(internal, config.internal.listen);
+    stops.push(() => closeServer(internal));
+
+    logger.info({ addresses }, "bundlegate started");
+    return {
+      addresses: addresses as RunningApp["addresses"],
+      localBundle,
+      credentials,
+      metrics,
+      store,
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+async function listen(server: Server, address: ListenConfig): Promise<ListenAddress> {
+  server.listen(address.port, address.host);
+  await Promise.race([
+    once(server, "listening"),
+    once(server, "error").then(([error]) => {
+      throw error;
+    }),
+  ]);
+  const bound = server.address() as AddressInfo;
+  return { host: address.host, port: bound.port };
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.closeIdleConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}

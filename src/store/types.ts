@@ -1,0 +1,19 @@
+/**
+ * The Store: bundlegate's state of record. Redis when replicas share work, the embedded store for
+ * development and single nodes; both pass the same contract tests (test/store/contract.ts).
+ */
+import type { LocalBundleStateStore } from "./local-bundle-state.js";
+
+export type StoreKind = "embedded" | "redis";
+
+export interface StoreHealth {
+  readonly ok: boolean;
+  /** Why not, as an error code (ERR_STORE_UNAVAILABLE, ...). */
+  readonly code?: string;
+}
+
+export interface Store extends LocalBundleStateStore {
+  readonly kind: StoreKind;
+  health(): Promise<StoreHealth>;
+  close(): Promise<void>;
+}
