@@ -1,5 +1,4 @@
-import type { IncomingHttpHeaders } from "node:http";
-import { Agent, createServer, request, type Server } from "node:https";
+import { Agent, createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -11,23 +10,10 @@ import {
   isPath,
 } from "../../src/endpoint/handler.js";
 import type { ServedBundle } from "../../src/sources/types.js";
+import { type HttpsReply, type SendOptions, webRequest } from "../support/https-client.js";
 import { createCa, createWebCert, type Issued } from "../support/pki.js";
 import { servedBundleOf } from "../support/served-bundle.js";
 import { createWatchedValue, type WatchedValue } from "../support/watched.js";
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  localPort: number | undefined;
-}
-
-interface Send {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string | string[]>;
-  agent?: Agent;
-}
 
 let ca: Issued;
 let serverCert: Issued;
@@ -76,36 +62,9 @@ function keepAliveAgent(): Agent {
   return agent;
 }
 
-function send(port: number, options: Send = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port,
-        servername: "localhost",
-        ca: ca.pem,
-        method: options.method ?? "GET",
-        path: options.path ?? "/",
-        headers: options.headers ?? {},
-        ...(options.agent ? { agent: options.agent } : { agent: false }),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks),
-            localPort: res.socket?.localPort,
-          }),
-        );
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end();
-  });
+/** An `https_web` request to the test server, trusting the test CA and checking the name "localhost". */
+function send(port: number, options: SendOptions = {}): Promise<HttpsReply> {
+  return webRequest({ ...options, port, ca: ca.pem });
 }
 
 describe("bundle request handler over TLS", () => {

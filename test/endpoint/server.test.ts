@@ -1,6 +1,5 @@
-import { createHash, X509Certificate } from "node:crypto";
-import type { IncomingHttpHeaders } from "node:http";
-import { Agent, type RequestOptions, request } from "node:https";
+import { X509Certificate } from "node:crypto";
+import { Agent } from "node:https";
 import { createServer as createTcpServer, type Socket, connect as tcpConnect } from "node:net";
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from "node:tls";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -21,22 +20,20 @@ import {
 import { isBundlegateError } from "../../src/errors.js";
 import { createLogger } from "../../src/logging.js";
 import type { ServedBundle, TlsCredentials } from "../../src/sources/types.js";
+import {
+  spiffeConnect as connectSpiffe,
+  fingerprintOf,
+  type HttpsReply,
+  requestOver,
+  type SendOptions,
+  webRequest,
+} from "../support/https-client.js";
 import { createCa, createSvid, createWebCert, type Issued, pemChain } from "../support/pki.js";
 import { servedBundleOf } from "../support/served-bundle.js";
 import { createWatchedValue, type WatchedValue } from "../support/watched.js";
 
 const ENDPOINT_ID = "spiffe://example.org/spiffe-bundle-server";
 const TIMEOUTS = { headersMs: 5000, requestMs: 10_000, keepAliveMs: 5000 };
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  localPort: number | undefined;
-  socket: TLSSocket;
-  /** Hex SHA-256 of the certificate the server presented, as TlsCredentials.fingerprint spells it. */
-  peer: string | undefined;
-}
 
 let webCa: Issued;
 let webCert: Issued;
@@ -79,10 +76,6 @@ function credentialsOf(leaf: Issued, ...chain: Issued[]): TlsCredentials {
   };
 }
 
-function fingerprintOf(der: Uint8Array | Buffer): string {
-  return createHash("sha256").update(der).digest("hex");
-}
-
 function captureLogs() {
   const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger({ level: "debug" }, { write: (line: string) => lines.push(JSON.parse(line)) });
@@ -113,106 +106,20 @@ function keepAliveAgent(): Agent {
   return agent;
 }
 
-/**
- * The peer certificate of a connection, read once: on Node 20, a second `getPeerX509Certificate()` on the
- * same socket returns undefined (the first call takes the certificate with it).
- */
-const peers = new WeakMap<TLSSocket, X509Certificate | undefined>();
-function peerOf(socket: TLSSocket): X509Certificate | undefined {
-  if (!peers.has(socket)) peers.set(socket, socket.getPeerX509Certificate());
-  return peers.get(socket);
-}
-
-function collect(req: ReturnType<typeof request>): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    req.on("response", (res) => {
-      const chunks: Buffer[] = [];
-      const socket = res.socket as TLSSocket;
-      const peer = peerOf(socket);
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("end", () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks),
-          localPort: socket.localPort,
-          socket,
-          peer: peer ? fingerprintOf(peer.raw) : undefined,
-        }),
-      );
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 /** An `https_web` client: Web PKI verification against the test CA, hostname checked against `servername`. */
-function webGet(port: number, options: RequestOptions = {}): Promise<Reply> {
-  return collect(
-    request({
-      host: "127.0.0.1",
-      port,
-      path: "/",
-      servername: "localhost",
-      ca: webCa.pem,
-      agent: false,
-      ...options,
-    }),
-  );
+function webGet(port: number, options: SendOptions = {}): Promise<HttpsReply> {
+  return webRequest({ ca: webCa.pem, ...options, port });
 }
 
-/**
- * The checks an `https_spiffe` client makes (spec 5.2.2.4): the peer's leaf chains to an authority of the
- * endpoint's trust domain bundle, and its one URI SAN is the configured endpoint SPIFFE ID. No hostname check.
- * Kept to a leaf issued straight by a bundle authority, which is what these tests serve.
- */
-function checkSvid(peer: X509Certificate | undefined, anchors: readonly X509Certificate[], endpointId: string) {
-  if (peer === undefined) return new Error("no peer certificate");
-  const now = Date.now();
-  if (peer.ca || Date.parse(peer.validFrom) > now || Date.parse(peer.validTo) < now) {
-    return new Error("peer certificate is not a valid leaf now");
-  }
-  const uris = (peer.subjectAltName ?? "")
-    .split(", ")
-    .filter((name) => name.startsWith("URI:"))
-    .map((name) => name.slice("URI:".length));
-  if (uris.length !== 1 || uris[0] !== endpointId) return new Error(`peer SPIFFE ID ${uris.join(",")} is not expected`);
-  if (!anchors.some((anchor) => peer.checkIssued(anchor) && peer.verify(anchor.publicKey))) {
-    return new Error("peer certificate does not chain to the bundle");
-  }
-  return undefined;
-}
-
-/** Opens a TLS connection the `https_spiffe` way; resolves only once the peer passed `checkSvid`. */
-function spiffeConnect(port: number, anchors: readonly Issued[], endpointId: string): Promise<TLSSocket> {
-  const anchorCerts = anchors.map((anchor) => new X509Certificate(anchor.der));
-  return new Promise((resolve, reject) => {
-    const socket = tlsConnect({
-      host: "127.0.0.1",
-      port,
-      // Chain and identity are checked below against the SPIFFE bundle, not against Web PKI roots.
-      rejectUnauthorized: false,
-      checkServerIdentity: () => undefined,
-    });
-    sockets.push(socket);
-    socket.once("error", reject);
-    socket.once("secureConnect", () => {
-      const failure = checkSvid(peerOf(socket), anchorCerts, endpointId);
-      if (failure) {
-        socket.destroy();
-        reject(failure);
-      } else {
-        resolve(socket);
-      }
-    });
+/** Opens a connection the `https_spiffe` way, trusting the bundle made of `anchors`; closed after the test. */
+async function spiffeConnect(port: number, anchors: readonly Issued[], endpointId: string): Promise<TLSSocket> {
+  const socket = await connectSpiffe({
+    port,
+    bundle: servedBundleOf(anchors).bundle,
+    endpointSpiffeId: endpointId,
   });
-}
-
-function getOver(socket: TLSSocket, options: RequestOptions = {}): Promise<Reply> {
-  return collect(
-    request({ createConnection: () => socket, path: "/", headers: { connection: "keep-alive" }, ...options }),
-  );
+  sockets.push(socket);
+  return socket;
 }
 
 /** A bare TLS handshake with client-chosen parameters; resolves with the negotiated protocol or rejects. */
@@ -274,7 +181,7 @@ describe("https_spiffe profile", () => {
       credentials: createWatchedValue(credentialsOf(svid)),
     });
     const socket = await spiffeConnect(port, [domainCa], ENDPOINT_ID);
-    const reply = await getOver(socket);
+    const reply = await requestOver(socket);
     expect(reply.status).toBe(200);
     expect(reply.body.equals(bundle.current().bytes)).toBe(true);
     expect(reply.peer).toBe(fingerprintOf(svid.der));
@@ -305,13 +212,13 @@ describe("https_spiffe profile", () => {
     expect(spiffe.endpoint.profile).toBe("https_spiffe");
 
     const fromWeb = await webGet(web.port);
-    const fromSpiffe = await getOver(await spiffeConnect(spiffe.port, [domainCa], ENDPOINT_ID));
+    const fromSpiffe = await requestOver(await spiffeConnect(spiffe.port, [domainCa], ENDPOINT_ID));
     expect(fromWeb.body.equals(fromSpiffe.body)).toBe(true);
 
     const next = servedBundleOf([domainCa, otherDomainCa], { sequence: 11n });
     shared.set(next);
     expect((await webGet(web.port)).headers.etag).toBe(next.etag);
-    expect((await getOver(await spiffeConnect(spiffe.port, [domainCa], ENDPOINT_ID))).headers.etag).toBe(next.etag);
+    expect((await requestOver(await spiffeConnect(spiffe.port, [domainCa], ENDPOINT_ID))).headers.etag).toBe(next.etag);
     expect(requests).toEqual([
       ["https_web", 200],
       ["https_spiffe", 200],
@@ -467,10 +374,10 @@ describe("changes while running", () => {
       credentials: createWatchedValue(credentialsOf(svid)),
     });
     const open = await spiffeConnect(port, [domainCa], ENDPOINT_ID);
-    expect((await getOver(open)).peer).toBe(fingerprintOf(svid.der));
+    expect((await requestOver(open)).peer).toBe(fingerprintOf(svid.der));
     credentials.set(credentialsOf(next));
-    expect((await getOver(open)).peer).toBe(fingerprintOf(svid.der));
-    expect((await getOver(await spiffeConnect(port, [domainCa], ENDPOINT_ID))).peer).toBe(fingerprintOf(next.der));
+    expect((await requestOver(open)).peer).toBe(fingerprintOf(svid.der));
+    expect((await requestOver(await spiffeConnect(port, [domainCa], ENDPOINT_ID))).peer).toBe(fingerprintOf(next.der));
   });
 });
 

@@ -8,7 +8,7 @@ import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startApp } from "../../app.js";
 import { systemClock } from "../../clock.js";
-import type { BundlegateConfig } from "../../config/types.js";
+import { parseConfig } from "../../config/load.js";
 import { isBundlegateError } from "../../errors.js";
 import { createLogger, type LogLevel } from "../../logging.js";
 import { createDevPki } from "../../sources/dev-pki.js";
@@ -51,29 +51,27 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
     writeSecret(file("svid.key"), pki.svid.keyPem),
   ]);
 
-  const config: BundlegateConfig = {
-    trustDomain,
-    logLevel: options.logLevel,
-    filePollIntervalMs: 1000,
-    localBundle: { file: file("bundle.json"), format: "auto", refreshHintSeconds: 300, maxBytes: 65536 },
-    endpoint: {
-      path: "/",
-      timeouts: { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000 },
-      httpsWeb: {
-        listen: { host: options.host, port: options.webPort },
-        certFile: file("web.pem"),
-        keyFile: file("web.key"),
+  // The dev config goes through the same loader as a config file, so every default comes from one place.
+  const config = parseConfig(
+    JSON.stringify({
+      trust_domain: trustDomain,
+      log_level: options.logLevel,
+      file_poll_interval_ms: 1000,
+      local_bundle: { file: "bundle.json" },
+      endpoint: {
+        https_web: { listen: { host: options.host, port: options.webPort }, cert_file: "web.pem", key_file: "web.key" },
+        https_spiffe: {
+          listen: { host: options.host, port: options.spiffePort },
+          endpoint_spiffe_id: endpointSpiffeId,
+          svid_file: "svid.pem",
+          svid_key_file: "svid.key",
+        },
       },
-      httpsSpiffe: {
-        listen: { host: options.host, port: options.spiffePort },
-        endpointSpiffeId,
-        svidFile: file("svid.pem"),
-        svidKeyFile: file("svid.key"),
-      },
-    },
-    internal: { listen: { host: options.host, port: options.internalPort } },
-    store: { kind: "embedded", snapshotFile: file("state.json") },
-  };
+      internal: { listen: { host: options.host, port: options.internalPort } },
+      store: { kind: "embedded", snapshot_file: "state.json" },
+    }),
+    { baseDir: dir, env: {}, source: "bundlegate dev" },
+  );
 
   // Logs go to stderr so the instructions on stdout stay readable.
   const logger = createLogger({ level: options.logLevel, name: "bundlegate-dev" }, process.stderr);
@@ -83,7 +81,8 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
   } catch (error) {
     const code = isBundlegateError(error) ? error.code : ((error as NodeJS.ErrnoException).code ?? "ERR_START");
     io.stderr(`bundlegate dev could not start: ${code}: ${(error as Error).message}\n`);
-    if (code === "EADDRINUSE" || /in use/i.test((error as Error).message)) {
+    const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
+    if (code === "EADDRINUSE" || cause?.code === "EADDRINUSE" || /in use/i.test((error as Error).message)) {
       io.stderr("another process holds one of the ports: pass --web-port, --spiffe-port and --internal-port\n");
     }
     return EXIT_REJECTED;
