@@ -3,16 +3,25 @@
  * (store, local bundle, certificates, public endpoints, internal listener) and stops them in reverse.
  * A part that fails to start stops the ones already started, so a failed start leaves nothing behind.
  */
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import { createInternalApp } from "./api/internal-app.js";
 import { VERSION } from "./cli/version.js";
 import type { Clock } from "./clock.js";
 import type { BundlegateConfig, ListenConfig } from "./config/types.js";
 import { createBundleEndpoint } from "./endpoint/server.js";
+import { BundlegateError } from "./errors.js";
+import { type BundleCache, createBundleCache } from "./federation/bundle-cache.js";
+import { createBundleFetcher } from "./federation/fetcher/index.js";
+import { createSyncEngine, type SyncEngine } from "./federation/manager.js";
+import { createLivePartnerIndex } from "./federation/partner-authorities.js";
+import { createStaticRegistry, type RelationshipRegistry } from "./federation/registry.js";
 import type { Logger } from "./logging.js";
 import { createMetrics, type EndpointProfile, type Metrics } from "./metrics/metrics.js";
+import { buildAuthorityIndex } from "./policy/authority-index.js";
 import { createLocalBundleSource, type LocalBundleSource } from "./sources/local-bundle.js";
 import { checkSvidCredentials, checkWebCredentials, createFileCredentialSource } from "./sources/tls-credentials.js";
 import type { TlsCredentials, Watched } from "./sources/types.js";
@@ -23,6 +32,10 @@ import type { Store } from "./store/types.js";
 export interface AppDependencies {
   readonly logger: Logger;
   readonly clock: Clock;
+  /** Relationships from somewhere other than the config file (tests, and later the admin API). */
+  readonly registry?: RelationshipRegistry;
+  /** Names this replica in leases and status; defaults to the host name and a random suffix. */
+  readonly replicaId?: string;
 }
 
 export interface ListenAddress {
@@ -37,6 +50,9 @@ export interface RunningApp {
     readonly internal: ListenAddress;
   };
   readonly localBundle: LocalBundleSource;
+  /** Every partner's last-known-good, in memory. */
+  readonly cache: BundleCache;
+  readonly engine: SyncEngine;
   readonly credentials: Partial<Record<EndpointProfile, Watched<TlsCredentials>>>;
   readonly metrics: Metrics;
   readonly store: Store;
@@ -152,6 +168,57 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
       stops.push(() => endpoint.close());
     }
 
+    const cache = createBundleCache();
+    const partnerAuthorities = createLivePartnerIndex(cache);
+    stops.push(() => partnerAuthorities.close());
+    let ownAuthorities = buildAuthorityIndex([{ owner: config.trustDomain, bundle: localBundle.current().bundle }]);
+    const unsubscribeOwn = localBundle.subscribe((served) => {
+      ownAuthorities = buildAuthorityIndex([{ owner: config.trustDomain, bundle: served.bundle }]);
+    });
+    stops.push(unsubscribeOwn);
+    const fed = config.federation;
+    const fetcher = createBundleFetcher({
+      maxBytes: fed.maxBundleBytes,
+      connectTimeoutMs: fed.connectTimeoutMs,
+      headersTimeoutMs: fed.headersTimeoutMs,
+      totalTimeoutMs: fed.totalTimeoutMs,
+      maxRedirects: fed.maxRedirects,
+      ...(fed.httpsProxy === undefined ? {} : { httpsProxy: fed.httpsProxy }),
+      ...(fed.noProxy === undefined ? {} : { noProxy: fed.noProxy }),
+      now: () => clock.now(),
+      userAgent: `bundlegate/${VERSION}`,
+    });
+    const registry = deps.registry ?? createStaticRegistry(config.relationships);
+    const engine = createSyncEngine({
+      registry,
+      store,
+      fetcher,
+      cache,
+      ownTrustDomain: config.trustDomain,
+      ownBundle: () => localBundle.current().bundle,
+      ownAuthorities: () => ownAuthorities,
+      partnerAuthorities: () => partnerAuthorities,
+      federation: fed,
+      clock,
+      logger,
+      replicaId: deps.replicaId ?? `${hostname()}-${randomBytes(3).toString("hex")}`,
+      hooks: {
+        onFetch: (trustDomain, result, seconds) => {
+          metrics.fetchAttempts.inc({ trust_domain: trustDomain, result });
+          metrics.fetchSeconds.observe({ outcome: result.startsWith("ERR_") ? "error" : "ok" }, seconds);
+        },
+        onDecision: (trustDomain, decision) => {
+          metrics.decisions.inc({
+            trust_domain: trustDomain,
+            decision: decision.kind,
+            reason: decision.reasons[0]?.code ?? "",
+          });
+        },
+      },
+    });
+    await engine.start();
+    stops.push(() => engine.stop());
+
     const internalApp = createInternalApp({
       registry: metrics.registry,
       readiness: [
@@ -162,6 +229,11 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
             return health.ok ? undefined : (health.code ?? "ERR_STORE_UNAVAILABLE");
           },
         },
+        {
+          // Degraded: partners are still polled and served from memory, but outcomes wait to be written.
+          name: "sync",
+          check: async () => (engine.degraded() ? "ERR_SYNC_DEGRADED" : undefined),
+        },
       ],
     });
     const internal = createServer(internalApp);
@@ -171,6 +243,8 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     logger.info({ addresses }, "bundlegate started");
     return {
       addresses: addresses as RunningApp["addresses"],
+      cache,
+      engine,
       localBundle,
       credentials,
       metrics,
@@ -187,8 +261,8 @@ async function listen(server: Server, address: ListenConfig): Promise<ListenAddr
   server.listen(address.port, address.host);
   await Promise.race([
     once(server, "listening"),
-    once(server, "error").then(([error]) => {
-      throw error;
+    once(server, "error").then(([cause]) => {
+      throw new BundlegateError("ERR_INTERNAL_LISTEN", `cannot listen on ${address.host}:${address.port}`, { cause });
     }),
   ]);
   const bound = server.address() as AddressInfo;

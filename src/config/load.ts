@@ -12,8 +12,14 @@
  * Relative file paths, from the file or the environment alike, resolve against the config file's directory,
  * so a config means the same whatever the working directory of the process.
  *
+ * Relationships live in the file only (a list entry has no variable name). Their bootstrap bundle and CA
+ * files are read here, after the environment is applied and before validation, so a bad file is reported
+ * with every other issue, at the field that names it.
+ *
+ * The environment also supplies HTTPS_PROXY / https_proxy and NO_PROXY / no_proxy (see schema.ts).
  * Nothing here reads `process.env`; callers pass the environment in.
  */
+import { readFileSync } from "node:fs";
 import { readFile as readFileFromDisk } from "node:fs/promises";
 import path from "node:path";
 import { LineCounter, parseDocument, type YAMLError } from "yaml";
@@ -28,7 +34,10 @@ import {
   CONFIG_FIELDS,
   type ConfigFieldKind,
   checkConfigDocument,
+  type FileRead,
   nearestField,
+  type ReferencedFile,
+  referencedFiles,
   toBundlegateConfig,
 } from "./schema.js";
 import type { BundlegateConfig } from "./types.js";
@@ -50,10 +59,15 @@ export interface ParseConfigOptions {
   readonly baseDir: string;
   /** Names the text in error messages, e.g. the config file's path. */
   readonly source?: string;
+  /**
+   * Reads the files relationships name (bootstrap bundles, CA files), by absolute path. Defaults to the
+   * disk; never called for a config without such files (`bundlegate dev`, most tests).
+   */
+  readonly readFile?: (path: string) => Uint8Array | string;
 }
 
 export interface LoadConfigOptions {
-  /** Defaults to reading from disk; the CLI passes its injected reader. */
+  /** Defaults to reading from disk; the CLI passes its injected reader. Reads the config and the files it names. */
   readonly readFile?: (path: string) => Promise<Uint8Array | string>;
 }
 
@@ -75,24 +89,86 @@ export async function loadConfigFile(
   } catch (cause) {
     throw yamlConfigError([{ message: "not valid UTF-8" }], file, cause);
   }
-  return parseConfig(text, { env, baseDir: path.dirname(absolute), source: file });
+  const parseOptions = { env, baseDir: path.dirname(absolute), source: file };
+  const prepared = prepare(text, parseOptions);
+  const reader = options.readFile ?? readFileFromDisk;
+  const reads = await Promise.all(
+    prepared.unique.map(
+      async (absolutePath) => [absolutePath, await readReferenced(() => reader(absolutePath))] as const,
+    ),
+  );
+  return finish(prepared, new Map(reads), parseOptions);
 }
 
 export function parseConfig(yamlText: string, options: ParseConfigOptions): BundlegateConfig {
+  const prepared = prepare(yamlText, options);
+  const reader = options.readFile ?? readFileSync;
+  const reads = prepared.unique.map(
+    (absolutePath) => [absolutePath, readReferencedSync(() => reader(absolutePath))] as const,
+  );
+  return finish(prepared, new Map(reads), options);
+}
+
+interface Prepared {
+  readonly overridden: Overridden;
+  readonly references: readonly (ReferencedFile & { readonly absolutePath: string })[];
+  /** Each file once, however many relationships name it. */
+  readonly unique: readonly string[];
+}
+
+function prepare(yamlText: string, options: ParseConfigOptions): Prepared {
   // An empty file is an empty mapping: the environment may supply everything, and if it does not, the
   // operator learns which fields are required rather than that "the document" is wrong.
   const parsed = parseYaml(yamlText, options.source) ?? {};
   const overridden = applyEnvOverrides(parsed, options.env ?? {});
-  const checked = checkConfigDocument(overridden.document);
+  const references = referencedFiles(overridden.document).map((ref) => ({
+    ...ref,
+    absolutePath: path.resolve(options.baseDir, ref.file),
+  }));
+  return { overridden, references, unique: [...new Set(references.map((ref) => ref.absolutePath))] };
+}
+
+function finish(
+  prepared: Prepared,
+  reads: ReadonlyMap<string, FileRead>,
+  options: ParseConfigOptions,
+): BundlegateConfig {
+  const { overridden } = prepared;
+  const files = new Map<string, FileRead>();
+  for (const ref of prepared.references) {
+    const read = reads.get(ref.absolutePath);
+    if (read !== undefined) files.set(ref.path, read);
+  }
+  const checked = checkConfigDocument(overridden.document, { files, env: options.env ?? {} });
   const issues = [...overridden.issues];
   if (!checked.ok) {
     for (const issue of checked.issues) {
       const env = overridden.origins.get(issue.path);
-      issues.push(env === undefined ? issue : { ...issue, env });
+      issues.push(env === undefined || issue.env !== undefined ? issue : { ...issue, env });
     }
   }
   if (!checked.ok || issues.length > 0) throw invalidConfigError(issues, options.source);
-  return toBundlegateConfig(checked.document, { baseDir: options.baseDir });
+  return toBundlegateConfig(checked.document, { baseDir: options.baseDir, resolved: checked.resolved });
+}
+
+async function readReferenced(read: () => Promise<Uint8Array | string>): Promise<FileRead> {
+  try {
+    return { content: await read() };
+  } catch (cause) {
+    return { error: readFailure(cause) };
+  }
+}
+
+function readReferencedSync(read: () => Uint8Array | string): FileRead {
+  try {
+    return { content: read() };
+  } catch (cause) {
+    return { error: readFailure(cause) };
+  }
+}
+
+function readFailure(cause: unknown): string {
+  return (cause as NodeJS.ErrnoException | undefined)?.code ?? (cause instanceof Error ? cause.message : String(cause));
 }
 
 /** The variable that overrides the field at `dottedPath`, e.g. "store.url" gives "BUNDLEGATE_STORE__URL". */
@@ -171,6 +247,9 @@ function applyEnvOverrides(document: unknown, env: ConfigEnv): Overridden {
 
 function unknownVariableMessage(dotted: string, kind: ConfigFieldKind | undefined): string {
   if (kind !== undefined) return `unknown field; environment overrides are upper case: ${envVarName(dotted)}`;
+  if (dotted === "relationships" || dotted.startsWith("relationships.")) {
+    return "relationships are set in the config file only: a variable cannot name one entry of a list";
+  }
   const isSection = [...CONFIG_FIELDS.keys()].some((field) => field.startsWith(`${dotted}.`));
   if (isSection) return "names a section, not a field; override its fields one by one";
   const near = nearestField(dotted);

@@ -5,15 +5,29 @@
  *
  * Objects are strict: a misspelt key is an error naming it, never a silently ignored setting. Validation
  * collects every issue rather than stopping at the first, so one run of `validate-config` lists them all.
- * Whether the named files exist is not checked here: that is for the components that read them, at start.
+ * Issue paths are written as in the YAML: "endpoint.https_web.cert_file", "relationships[2].endpoint_url".
+ *
+ * Files: most named files (certificates, keys, the local bundle) are read by the components that use them,
+ * at start. A relationship's bootstrap bundle and CA file are trust decisions made in the config, so their
+ * content is checked with the config: the loader reads the files `referencedFiles` lists and passes the
+ * content in, and a bad one is an issue at the field that names it.
  */
+import { BlockList, isIP } from "node:net";
 import path from "node:path";
+import { validate as isValidCron, validateDetailed as validateCronDetailed } from "node-cron";
 import { z } from "zod";
 import { isBundlegateError } from "../errors.js";
+import type { Relationship } from "../federation/relationship.js";
+import { nextCronFire } from "../federation/schedule.js";
 import type { LogLevel } from "../logging.js";
+import { resolvePolicy } from "../policy/merge.js";
+import type { TrustPolicy } from "../policy/types.js";
+import { createTrustBundle, type TrustBundle } from "../spiffe/bundle.js";
 import { isMemberOf, isSpiffeId, isTrustDomain, parseSpiffeId, parseTrustDomain } from "../spiffe/id.js";
+import { parsePemBundle, serializePem } from "../spiffe/pem.js";
+import { parseBundle } from "../spiffe/read.js";
 import type { ConfigIssue } from "./errors.js";
-import type { BundlegateConfig, ListenConfig, StoreConfig } from "./types.js";
+import type { BundlegateConfig, FederationConfig, ListenConfig, StoreConfig } from "./types.js";
 
 /** Every default of the config, in YAML (snake_case) terms; the schema below reads them from here and nowhere else. */
 export const CONFIG_DEFAULTS = deepFreeze({
@@ -29,12 +43,50 @@ export const CONFIG_DEFAULTS = deepFreeze({
   internal: { listen: { host: "127.0.0.1", port: 8080 } },
   // key_prefix and command_timeout_ms apply to kind "redis" only.
   store: { kind: "embedded", key_prefix: "bundlegate", command_timeout_ms: 2000 },
+  federation: {
+    max_bundle_bytes: 65_536,
+    max_bundle_keys: 1000,
+    connect_timeout_ms: 5000,
+    headers_timeout_ms: 10_000,
+    total_timeout_ms: 30_000,
+    max_redirects: 3,
+    lease_ms: 15_000,
+    history_limit: 20,
+    min_refresh_hint_seconds: 60,
+    max_refresh_hint_seconds: 86_400,
+    default_refresh_hint_seconds: 300,
+    jitter_ratio: 0.1,
+    backoff_initial_seconds: 10,
+  },
+  relationship: { state: "active" },
 } as const);
 
 /** Node turns a longer setTimeout delay into 1 ms, so a huge timeout would silently become an immediate one. */
 export const MAX_TIMER_MS = 2_147_483_647;
 /** Far above any real bundle; only stops a typo (an extra few zeros) from disabling the size cap. */
 export const MAX_LOCAL_BUNDLE_BYTES = 16 * 1024 * 1024;
+/** The same kind of typo guard for the key-count cap. */
+export const MAX_BUNDLE_KEYS_LIMIT = 100_000;
+/** DESIGN.md section 6 allows 3 redirects by default; more than 10 is a loop, not a deployment. */
+export const MAX_REDIRECTS = 10;
+export const MAX_HISTORY_LIMIT = 1000;
+export const MAX_JITTER_RATIO = 0.5;
+export const MAX_BACKOFF_INITIAL_SECONDS = 3600;
+/**
+ * 30 days. With the interval a quarter of the hint and at most +50 % jitter, every scheduling delay stays
+ * below MAX_TIMER_MS.
+ */
+export const MAX_REFRESH_HINT_SECONDS = 30 * 86_400;
+/** A fixed interval below this polls a partner faster than any refresh hint could ask for. */
+export const MIN_REFRESH_INTERVAL_SECONDS = 10;
+/** 7 days, so the jittered delay stays below MAX_TIMER_MS. */
+export const MAX_REFRESH_INTERVAL_SECONDS = 7 * 86_400;
+/** CA files may be a whole system trust store (a few hundred kilobytes). */
+export const MAX_CA_FILE_BYTES = 4 * 1024 * 1024;
+export const MAX_CA_FILE_CERTIFICATES = 10_000;
+/** Kubernetes label limits: name and value at most 63 characters, prefix a DNS subdomain of at most 253. */
+export const MAX_LABEL_NAME_LENGTH = 63;
+export const MAX_LABEL_PREFIX_LENGTH = 253;
 
 // `satisfies Record<LogLevel, true>` fails to compile if logging.ts gains or loses a level.
 const LOG_LEVEL_SET = {
@@ -133,6 +185,100 @@ const store = z
 
 const D = CONFIG_DEFAULTS;
 
+const refreshHintSeconds = z
+  .number()
+  .int()
+  .positive()
+  .max(MAX_REFRESH_HINT_SECONDS, `must be at most ${MAX_REFRESH_HINT_SECONDS} (30 days)`);
+
+const bundleBytesLimit = z.number().int().positive().max(MAX_LOCAL_BUNDLE_BYTES);
+const bundleKeysLimit = z.number().int().positive().max(MAX_BUNDLE_KEYS_LIMIT);
+
+const federation = z
+  .strictObject({
+    max_bundle_bytes: bundleBytesLimit.default(D.federation.max_bundle_bytes),
+    max_bundle_keys: bundleKeysLimit.default(D.federation.max_bundle_keys),
+    connect_timeout_ms: millis.default(D.federation.connect_timeout_ms),
+    headers_timeout_ms: millis.default(D.federation.headers_timeout_ms),
+    total_timeout_ms: millis.default(D.federation.total_timeout_ms),
+    max_redirects: z.number().int().min(0).max(MAX_REDIRECTS).default(D.federation.max_redirects),
+    lease_ms: millis.default(D.federation.lease_ms),
+    history_limit: z.number().int().min(1).max(MAX_HISTORY_LIMIT).default(D.federation.history_limit),
+    min_refresh_hint_seconds: refreshHintSeconds.default(D.federation.min_refresh_hint_seconds),
+    max_refresh_hint_seconds: refreshHintSeconds.default(D.federation.max_refresh_hint_seconds),
+    default_refresh_hint_seconds: refreshHintSeconds.default(D.federation.default_refresh_hint_seconds),
+    jitter_ratio: z.number().min(0).max(MAX_JITTER_RATIO).default(D.federation.jitter_ratio),
+    backoff_initial_seconds: z
+      .number()
+      .int()
+      .positive()
+      .max(MAX_BACKOFF_INITIAL_SECONDS)
+      .default(D.federation.backoff_initial_seconds),
+  })
+  .prefault({});
+
+function refinedString(problem: (value: string) => string | undefined) {
+  return z.string().superRefine((value, ctx) => {
+    const message = problem(value);
+    if (message !== undefined) ctx.addIssue({ code: "custom", message });
+  });
+}
+
+const nonEmptyText = z.string().trim().min(1, "must not be empty");
+
+const isoDate = z.string().transform((raw, ctx) => {
+  const date = parseIsoDate(raw);
+  if (date === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: "must be a date, YYYY-MM-DD, or a time, YYYY-MM-DDTHH:MM:SSZ (or +HH:MM)",
+    });
+    return z.NEVER;
+  }
+  return date;
+});
+
+// The Kubernetes rules for keys and values are in relationshipIssues: zod skips a record's refinement once
+// one value has the wrong type, and every bad label should be reported.
+const labels = z.record(z.string(), z.string()).default({});
+
+const suspiciousChangeAction = z.enum(["quarantine", "reject", "accept"]);
+
+const relationship = z.strictObject({
+  trust_domain: trustDomain,
+  endpoint_url: refinedString(endpointUrlProblem),
+  profile: z.enum(["https_web", "https_spiffe"]),
+  endpoint_spiffe_id: endpointSpiffeId.optional(),
+  bootstrap_bundle_file: filePath.optional(),
+  ca_file: filePath.optional(),
+  proxy: refinedString((value) => (value === "direct" ? undefined : proxyUrlProblem(value))).optional(),
+  owner: nonEmptyText,
+  contact: nonEmptyText.optional(),
+  description: z.string().optional(),
+  labels,
+  review_by: isoDate.optional(),
+  expires_at: isoDate.optional(),
+  refresh: z
+    .strictObject({
+      interval_seconds: z.number().int().min(MIN_REFRESH_INTERVAL_SECONDS).max(MAX_REFRESH_INTERVAL_SECONDS).optional(),
+      cron: refinedString(cronProblem).optional(),
+    })
+    .optional(),
+  max_staleness_seconds: z.number().int().positive().optional(),
+  allowed_cidrs: z.array(refinedString(cidrProblem)).default([]),
+  policy: z
+    .strictObject({
+      full_replacement: suspiciousChangeAction.optional(),
+      shared_with_own_domain: suspiciousChangeAction.optional(),
+      shared_with_other_partner: suspiciousChangeAction.optional(),
+      sequence_reused: suspiciousChangeAction.optional(),
+      sequence_rollback: z.enum(["reject", "accept"]).optional(),
+    })
+    .prefault({}),
+  // "pending" belongs to API onboarding (awaiting approval); a config relationship is approved by being written.
+  state: z.enum(["active", "suspended"]).default(D.relationship.state),
+});
+
 export const configDocumentSchema = z.strictObject({
   trust_domain: trustDomain,
   log_level: z.enum(LOG_LEVELS).default(D.log_level),
@@ -173,29 +319,120 @@ export const configDocumentSchema = z.strictObject({
     .prefault({}),
   internal: z.strictObject({ listen: listenSchema(D.internal.listen) }).prefault({}),
   store,
+  federation,
+  relationships: z.array(relationship).default([]),
 });
 
 export type ConfigDocument = z.output<typeof configDocumentSchema>;
+type RelationshipDocument = ConfigDocument["relationships"][number];
 
 /** How an environment override's text becomes a value: verbatim for strings, as a YAML scalar otherwise. */
 export type ConfigFieldKind = "string" | "number";
 
-/** Every settable leaf of the document by dotted path, derived from the schema so the two cannot drift apart. */
-export const CONFIG_FIELDS: ReadonlyMap<string, ConfigFieldKind> = collectFields(configDocumentSchema);
+/** Every key path of the document, list entries written "[]" (e.g. "relationships[].owner"): for suggestions. */
+const DOCUMENT_KEYS: ReadonlyMap<string, ConfigFieldKind | "other"> = collectFields(configDocumentSchema);
 
-export type DocumentCheck = { ok: true; document: ConfigDocument } | { ok: false; issues: ConfigIssue[] };
+/**
+ * Every settable leaf of the document by dotted path, derived from the schema so the two cannot drift apart.
+ * List entries (relationships) are not in it: an environment variable cannot name one entry of a list.
+ */
+export const CONFIG_FIELDS: ReadonlyMap<string, ConfigFieldKind> = new Map(
+  [...DOCUMENT_KEYS].filter(
+    (entry): entry is [string, ConfigFieldKind] => !entry[0].includes("[]") && entry[1] !== "other",
+  ),
+);
 
-/** Validates a plain document (YAML already parsed, environment already applied) and fills in every default. */
-export function checkConfigDocument(input: unknown): DocumentCheck {
+/** The environment, as far as the config reads it beyond BUNDLEGATE_ overrides: the proxy variables. */
+export type ProxyEnv = Readonly<Record<string, string | undefined>>;
+
+/** What reading a referenced file gave: its bytes, or why it could not be read (e.g. "ENOENT"). */
+export type FileRead = { readonly content: Uint8Array | string } | { readonly error: string };
+
+/** A file whose content is validated with the config (see the header comment). */
+export interface ReferencedFile {
+  /** The issue path of the field naming it, e.g. "relationships[0].bootstrap_bundle_file". */
+  readonly path: string;
+  /** As written: relative paths are relative to the config file's directory. */
+  readonly file: string;
+  readonly kind: "bootstrap_bundle" | "ca_file";
+  /** The relationship's index. */
+  readonly index: number;
+}
+
+export interface CheckContext {
+  /** The content of each referenced file, by its issue path (ReferencedFile.path). */
+  readonly files?: ReadonlyMap<string, FileRead>;
+  /** HTTPS_PROXY, https_proxy, NO_PROXY and no_proxy are read from it. */
+  readonly env?: ProxyEnv;
+}
+
+/** What validation derived from outside the document itself: parsed files and the proxy environment. */
+export interface ResolvedInputs {
+  /** By relationship index; only self-serving https_spiffe relationships have one. */
+  readonly bootstrapBundles: ReadonlyMap<number, TrustBundle>;
+  /** By relationship index: the CA certificates of an https_web relationship's ca_file, re-encoded as PEM. */
+  readonly caPems: ReadonlyMap<number, string>;
+  readonly httpsProxy?: string;
+  readonly noProxy?: string;
+}
+
+export type DocumentCheck =
+  | { ok: true; document: ConfigDocument; resolved: ResolvedInputs }
+  | { ok: false; issues: ConfigIssue[] };
+
+/**
+ * Validates a plain document (YAML already parsed, environment already applied) and fills in every default.
+ * Files the document references must be in `context.files` (an issue otherwise).
+ */
+export function checkConfigDocument(input: unknown, context: CheckContext = {}): DocumentCheck {
   const result = configDocumentSchema.safeParse(input, { error: issueMessage });
-  const issues = [...(result.success ? [] : result.error.issues.flatMap(toConfigIssues)), ...crossFieldIssues(input)];
-  if (result.success && issues.length === 0) return { ok: true, document: result.data };
-  return { ok: false, issues };
+  const proxy = proxyEnvironment(context.env ?? {});
+  const files = fileIssues(input, context.files ?? new Map());
+  const issues = [
+    ...(result.success ? [] : result.error.issues.flatMap(toConfigIssues)),
+    ...crossFieldIssues(input),
+    ...relationshipIssues(input),
+    ...files.issues,
+    ...proxy.issues,
+  ];
+  if (!result.success || issues.length > 0) return { ok: false, issues };
+  const resolved: ResolvedInputs = {
+    bootstrapBundles: files.bootstrapBundles,
+    caPems: files.caPems,
+    ...(proxy.httpsProxy === undefined ? {} : { httpsProxy: proxy.httpsProxy }),
+    ...(proxy.noProxy === undefined ? {} : { noProxy: proxy.noProxy }),
+  };
+  return { ok: true, document: result.data, resolved };
+}
+
+/**
+ * The files the loader must read before `checkConfigDocument`. Read from the raw document, so a file is
+ * checked even while some other field is invalid; a field not allowed for its profile is not read.
+ */
+export function referencedFiles(input: unknown): ReferencedFile[] {
+  const refs: ReferencedFile[] = [];
+  const list = isRecord(input) && Array.isArray(input.relationships) ? input.relationships : [];
+  list.forEach((entry: unknown, index) => {
+    const rel = asRecord(entry);
+    const add = (key: "bootstrap_bundle_file" | "ca_file", kind: ReferencedFile["kind"]): void => {
+      const file = rel?.[key];
+      if (typeof file === "string" && file !== "") {
+        refs.push({ path: `relationships[${index}].${key}`, file, kind, index });
+      }
+    };
+    if (rel?.profile === "https_spiffe") add("bootstrap_bundle_file", "bootstrap_bundle");
+    if (rel?.profile === "https_web") add("ca_file", "ca_file");
+  });
+  return refs;
 }
 
 /** `baseDir` anchors relative file paths: the directory of the config file. */
-export function toBundlegateConfig(doc: ConfigDocument, options: { baseDir: string }): BundlegateConfig {
+export function toBundlegateConfig(
+  doc: ConfigDocument,
+  options: { baseDir: string; resolved?: ResolvedInputs },
+): BundlegateConfig {
   const file = (p: string): string => path.resolve(options.baseDir, p);
+  const resolved = options.resolved ?? { bootstrapBundles: new Map(), caPems: new Map() };
   const { endpoint, local_bundle: bundle } = doc;
   const config: BundlegateConfig = {
     trustDomain: doc.trust_domain,
@@ -237,6 +474,8 @@ export function toBundlegateConfig(doc: ConfigDocument, options: { baseDir: stri
     internal: { listen: listenOf(doc.internal.listen) },
     store: storeOf(doc.store, file),
     filePollIntervalMs: doc.file_poll_interval_ms,
+    federation: federationOf(doc.federation, resolved),
+    relationships: doc.relationships.map((rel, index) => relationshipOf(rel, index, resolved, file)),
   };
   return deepFreeze(config);
 }
@@ -253,6 +492,103 @@ function storeOf(store: ConfigDocument["store"], file: (p: string) => string): S
     kind: "embedded",
     ...(store.snapshot_file === undefined ? {} : { snapshotFile: file(store.snapshot_file) }),
   };
+}
+
+function federationOf(f: ConfigDocument["federation"], resolved: ResolvedInputs): FederationConfig {
+  return {
+    maxBundleBytes: f.max_bundle_bytes,
+    maxBundleKeys: f.max_bundle_keys,
+    connectTimeoutMs: f.connect_timeout_ms,
+    headersTimeoutMs: f.headers_timeout_ms,
+    totalTimeoutMs: f.total_timeout_ms,
+    maxRedirects: f.max_redirects,
+    ...(resolved.httpsProxy === undefined ? {} : { httpsProxy: resolved.httpsProxy }),
+    ...(resolved.noProxy === undefined ? {} : { noProxy: resolved.noProxy }),
+    leaseMs: f.lease_ms,
+    historyLimit: f.history_limit,
+    minRefreshHintSeconds: f.min_refresh_hint_seconds,
+    maxRefreshHintSeconds: f.max_refresh_hint_seconds,
+    defaultRefreshHintSeconds: f.default_refresh_hint_seconds,
+    jitterRatio: f.jitter_ratio,
+    backoffInitialSeconds: f.backoff_initial_seconds,
+  };
+}
+
+function relationshipOf(
+  rel: RelationshipDocument,
+  index: number,
+  resolved: ResolvedInputs,
+  file: (p: string) => string,
+): Relationship {
+  return {
+    trustDomain: rel.trust_domain,
+    endpointUrl: rel.endpoint_url,
+    profile: profileOf(rel, index, resolved, file),
+    owner: rel.owner,
+    ...(rel.contact === undefined ? {} : { contact: rel.contact }),
+    ...(rel.description === undefined ? {} : { description: rel.description }),
+    labels: { ...rel.labels },
+    ...(rel.review_by === undefined ? {} : { reviewBy: rel.review_by }),
+    ...(rel.expires_at === undefined ? {} : { expiresAt: rel.expires_at }),
+    ...(rel.refresh === undefined ? {} : { refresh: refreshOf(rel.refresh) }),
+    ...(rel.max_staleness_seconds === undefined ? {} : { maxStalenessSeconds: rel.max_staleness_seconds }),
+    ...(rel.proxy === undefined ? {} : { proxy: rel.proxy }),
+    allowedCidrs: [...rel.allowed_cidrs],
+    policy: policyOf(rel.policy),
+    state: rel.state,
+    origin: "config",
+  };
+}
+
+function profileOf(
+  rel: RelationshipDocument,
+  index: number,
+  resolved: ResolvedInputs,
+  file: (p: string) => string,
+): Relationship["profile"] {
+  if (rel.profile === "https_web") {
+    if (rel.ca_file === undefined) return { kind: "https_web" };
+    const caPem = resolved.caPems.get(index);
+    if (caPem === undefined) {
+      throw new Error(`relationships[${index}]: CA file not loaded; pass checkConfigDocument's resolved inputs`);
+    }
+    return { kind: "https_web", caFile: file(rel.ca_file), caPem };
+  }
+  // checkConfigDocument guarantees both; a document that skipped it must not become a half-built relationship.
+  if (rel.endpoint_spiffe_id === undefined) throw new Error(`relationships[${index}]: no endpoint_spiffe_id`);
+  const bootstrap = resolved.bootstrapBundles.get(index);
+  if (rel.bootstrap_bundle_file !== undefined && bootstrap === undefined) {
+    throw new Error(`relationships[${index}]: bootstrap bundle not loaded; pass checkConfigDocument's resolved inputs`);
+  }
+  return {
+    kind: "https_spiffe",
+    endpointSpiffeId: rel.endpoint_spiffe_id,
+    // An endpoint ID in another trust domain is verified with that domain's bundle, never with a bootstrap
+    // (validation refuses one there); the empty bundle keeps the type total and trusts nothing.
+    bootstrapBundle: bootstrap ?? EMPTY_BUNDLE,
+  };
+}
+
+const EMPTY_BUNDLE = createTrustBundle();
+
+function refreshOf(refresh: NonNullable<RelationshipDocument["refresh"]>): NonNullable<Relationship["refresh"]> {
+  if (refresh.interval_seconds !== undefined) return { kind: "interval", seconds: refresh.interval_seconds };
+  if (refresh.cron !== undefined) return { kind: "cron", expression: refresh.cron };
+  throw new Error("refresh with neither interval_seconds nor cron passed validation");
+}
+
+/** DEFAULT_TRUST_POLICY with the relationship's overrides; a rule left out keeps its default. */
+function policyOf(policy: RelationshipDocument["policy"]): TrustPolicy {
+  const overrides = Object.fromEntries(
+    Object.entries({
+      fullReplacement: policy.full_replacement,
+      sharedWithOwnDomain: policy.shared_with_own_domain,
+      sharedWithOtherPartner: policy.shared_with_other_partner,
+      sequenceReused: policy.sequence_reused,
+      sequenceRollback: policy.sequence_rollback,
+    }).filter(([, value]) => value !== undefined),
+  ) as Partial<TrustPolicy>;
+  return resolvePolicy(overrides);
 }
 
 /**
@@ -331,7 +667,482 @@ function crossFieldIssues(input: unknown): ConfigIssue[] {
     }
     taken.push({ name, host: h, port: p });
   }
+
+  const fed = input.federation === undefined ? {} : asRecord(input.federation);
+  if (fed) {
+    const F = CONFIG_DEFAULTS.federation;
+    const total = validOr(millis, fed.total_timeout_ms, F.total_timeout_ms);
+    for (const key of ["connect_timeout_ms", "headers_timeout_ms"] as const) {
+      const value = validOr(millis, fed[key], F[key]);
+      // The whole-fetch timeout would always fire first, so the smaller one would never mean anything.
+      if (value !== undefined && total !== undefined && value > total) {
+        issues.push({ path: `federation.${key}`, message: `must not exceed federation.total_timeout_ms (${total})` });
+      }
+    }
+    const min = validOr(refreshHintSeconds, fed.min_refresh_hint_seconds, F.min_refresh_hint_seconds);
+    const max = validOr(refreshHintSeconds, fed.max_refresh_hint_seconds, F.max_refresh_hint_seconds);
+    const fallback = validOr(refreshHintSeconds, fed.default_refresh_hint_seconds, F.default_refresh_hint_seconds);
+    if (min !== undefined && max !== undefined && min > max) {
+      issues.push({
+        path: "federation.min_refresh_hint_seconds",
+        message: `must not exceed federation.max_refresh_hint_seconds (${max})`,
+      });
+    } else if (min !== undefined && max !== undefined && fallback !== undefined && (fallback < min || fallback > max)) {
+      issues.push({
+        path: "federation.default_refresh_hint_seconds",
+        message: `must be within federation.min_refresh_hint_seconds (${min}) and federation.max_refresh_hint_seconds (${max})`,
+      });
+    }
+  }
   return issues;
+}
+
+/** Rules over the relationships list: each against the others and against this gateway's trust domain. */
+function relationshipIssues(input: unknown): ConfigIssue[] {
+  if (!isRecord(input) || !Array.isArray(input.relationships)) return [];
+  const own = validOr(trustDomain, input.trust_domain);
+  const entries = input.relationships.map((entry: unknown, index) => {
+    const rel = asRecord(entry);
+    const td = validOr(trustDomain, rel?.trust_domain);
+    const id = rel?.endpoint_spiffe_id;
+    const endpointDomain = typeof id === "string" && isSpiffeId(id) ? parseSpiffeId(id).trustDomain : undefined;
+    const spiffe = rel?.profile === "https_spiffe";
+    return {
+      index,
+      rel,
+      td: td === own ? undefined : td,
+      ownRefused: td !== undefined && td === own,
+      endpointDomain,
+      spiffe,
+    };
+  });
+
+  // Which trust domain's bundle verifies each partner's endpoint, for partners verified by another one.
+  const known = new Set<string>();
+  const verifiedBy = new Map<string, string>();
+  for (const e of entries) {
+    if (e.td === undefined || known.has(e.td)) continue;
+    known.add(e.td);
+    if (e.spiffe && e.endpointDomain !== undefined && e.endpointDomain !== e.td) verifiedBy.set(e.td, e.endpointDomain);
+  }
+
+  const issues: ConfigIssue[] = [];
+  const firstIndex = new Map<string, number>();
+  for (const { index, rel, td, ownRefused, endpointDomain, spiffe } of entries) {
+    if (!rel) continue;
+    const at = (key: string): string => `relationships[${index}].${key}`;
+    const has = (key: string): boolean => rel[key] !== undefined;
+
+    if (ownRefused) {
+      issues.push({
+        path: at("trust_domain"),
+        message: `own trust domain refused: ${own} is this gateway's trust_domain; a relationship names a partner`,
+      });
+    }
+    if (td !== undefined) {
+      const first = firstIndex.get(td);
+      if (first === undefined) firstIndex.set(td, index);
+      else {
+        issues.push({
+          path: at("trust_domain"),
+          message: `duplicate: relationships[${first}] and relationships[${index}] both name ${td}; one relationship per trust domain`,
+        });
+      }
+    }
+
+    if (rel.profile === "https_web") {
+      for (const key of ["endpoint_spiffe_id", "bootstrap_bundle_file"]) {
+        if (has(key)) issues.push({ path: at(key), message: "only for profile https_spiffe" });
+      }
+    } else if (spiffe) {
+      if (has("ca_file")) issues.push({ path: at("ca_file"), message: "only for profile https_web" });
+      if (!has("endpoint_spiffe_id")) {
+        issues.push({ path: at("endpoint_spiffe_id"), message: "required for profile https_spiffe" });
+      }
+      if (td !== undefined && endpointDomain !== undefined) {
+        issues.push(...endpointTrustIssues({ td, endpointDomain, own, known, verifiedBy, has, at }));
+      }
+    }
+
+    for (const [key, value] of Object.entries(asRecord(rel.labels) ?? {})) {
+      const problem = labelKeyProblem(key) ?? (typeof value === "string" ? labelValueProblem(value) : undefined);
+      if (problem !== undefined) {
+        issues.push({ path: formatPath(["relationships", index, "labels", key]), message: problem });
+      }
+    }
+
+    const review = typeof rel.review_by === "string" ? parseIsoDate(rel.review_by) : undefined;
+    const expires = typeof rel.expires_at === "string" ? parseIsoDate(rel.expires_at) : undefined;
+    if (review !== undefined && expires !== undefined && review.getTime() > expires.getTime()) {
+      issues.push({ path: at("review_by"), message: "must not be after expires_at" });
+    }
+
+    const refresh = asRecord(rel.refresh);
+    if (refresh) {
+      const hasInterval = refresh.interval_seconds !== undefined;
+      const hasCron = refresh.cron !== undefined;
+      if (hasInterval && hasCron) {
+        issues.push({ path: at("refresh"), message: "set interval_seconds or cron, not both" });
+      }
+      if (!hasInterval && !hasCron) issues.push({ path: at("refresh"), message: "set interval_seconds or cron" });
+      const seconds = z.number().int().positive();
+      const interval = validOr(seconds, refresh.interval_seconds);
+      const maxStaleness = validOr(seconds, rel.max_staleness_seconds);
+      if (interval !== undefined && maxStaleness !== undefined && interval >= maxStaleness) {
+        issues.push({
+          path: at("refresh.interval_seconds"),
+          message: `must be less than max_staleness_seconds (${maxStaleness}), or the bundle turns stale before every refresh`,
+        });
+      }
+    }
+  }
+  return issues;
+}
+
+/**
+ * DESIGN.md section 6: an https_spiffe endpoint's SVID is checked against the bundle of its ID's trust
+ * domain. A self-serving endpoint (ID in the partner's own domain) can only be trusted through a bootstrap
+ * bundle until the first fetch; any other ID needs a bundle the gateway already has: its own, or another
+ * partner's, whose chain of such dependencies must end somewhere (not loop back).
+ */
+function endpointTrustIssues(e: {
+  td: string;
+  endpointDomain: string;
+  own: string | undefined;
+  known: ReadonlySet<string>;
+  verifiedBy: ReadonlyMap<string, string>;
+  has: (key: string) => boolean;
+  at: (key: string) => string;
+}): ConfigIssue[] {
+  if (e.endpointDomain === e.td) {
+    if (e.has("bootstrap_bundle_file")) return [];
+    return [
+      {
+        path: e.at("bootstrap_bundle_file"),
+        message: `required: endpoint_spiffe_id is in ${e.td} itself (a self-serving endpoint), and nothing else can verify it before the first fetch`,
+      },
+    ];
+  }
+  const issues: ConfigIssue[] = [];
+  if (e.has("bootstrap_bundle_file")) {
+    issues.push({
+      path: e.at("bootstrap_bundle_file"),
+      message: `would never be used: the endpoint is verified with the bundle of ${e.endpointDomain}, the trust domain of endpoint_spiffe_id; a bootstrap bundle is for an endpoint_spiffe_id in ${e.td}`,
+    });
+  }
+  if (e.endpointDomain !== e.own && !e.known.has(e.endpointDomain)) {
+    issues.push({
+      path: e.at("endpoint_spiffe_id"),
+      message: `is in ${e.endpointDomain}, which is neither trust_domain nor the trust domain of a configured relationship, so no bundle could verify the endpoint`,
+    });
+    return issues;
+  }
+  const chain = [e.td];
+  for (let next = e.verifiedBy.get(e.td); next !== undefined; next = e.verifiedBy.get(next)) {
+    if (chain.includes(next)) {
+      issues.push({
+        path: e.at("endpoint_spiffe_id"),
+        message: `can never be verified: each endpoint waits for the next one's bundle, in a loop (${[...chain, next].join(" -> ")})`,
+      });
+      break;
+    }
+    chain.push(next);
+  }
+  return issues;
+}
+
+/** Parses each referenced file; the bootstrap bundles come out for toBundlegateConfig. */
+function fileIssues(
+  input: unknown,
+  files: ReadonlyMap<string, FileRead>,
+): { issues: ConfigIssue[]; bootstrapBundles: Map<number, TrustBundle>; caPems: Map<number, string> } {
+  const issues: ConfigIssue[] = [];
+  const bootstrapBundles = new Map<number, TrustBundle>();
+  const caPems = new Map<number, string>();
+  const refs = referencedFiles(input);
+  if (refs.length === 0) return { issues, bootstrapBundles, caPems };
+
+  // A bootstrap bundle is read under the same caps as a fetched one.
+  const F = CONFIG_DEFAULTS.federation;
+  const fed = isRecord(input) && input.federation !== undefined ? asRecord(input.federation) : undefined;
+  const limits = {
+    maxBytes: validOr(bundleBytesLimit, fed?.max_bundle_bytes) ?? F.max_bundle_bytes,
+    maxKeys: validOr(bundleKeysLimit, fed?.max_bundle_keys) ?? F.max_bundle_keys,
+  };
+
+  for (const ref of refs) {
+    const read = files.get(ref.path);
+    if (read === undefined) {
+      issues.push({
+        path: ref.path,
+        message: `${ref.file} was not read (the config loader reads it before validation)`,
+      });
+      continue;
+    }
+    if ("error" in read) {
+      issues.push({ path: ref.path, message: `cannot read ${ref.file}: ${read.error}` });
+      continue;
+    }
+    try {
+      if (ref.kind === "bootstrap_bundle") {
+        const { bundle } = parseBundle(read.content, "auto", limits);
+        if (bundle.x509Authorities.length === 0) {
+          issues.push({
+            path: ref.path,
+            message: `${ref.file} holds no X.509 authority, so it cannot verify the endpoint's X509-SVID`,
+          });
+        } else {
+          bootstrapBundles.set(ref.index, bundle);
+        }
+      } else {
+        const { bundle } = parsePemBundle(read.content, {
+          maxBytes: MAX_CA_FILE_BYTES,
+          maxKeys: MAX_CA_FILE_CERTIFICATES,
+        });
+        if (bundle.x509Authorities.length === 0) {
+          issues.push({ path: ref.path, message: `${ref.file} holds no PEM CA certificate` });
+        } else {
+          // Only the certificates that passed the checks are trusted, not whatever else the file holds.
+          caPems.set(ref.index, serializePem(bundle));
+        }
+      }
+    } catch (error) {
+      if (!isBundlegateError(error)) throw error;
+      issues.push({ path: ref.path, message: `${ref.file}: ${error.code}: ${error.message}`, code: error.code });
+    }
+  }
+  return { issues, bootstrapBundles, caPems };
+}
+
+/**
+ * The proxy environment, read here (and only here) so the fetcher never looks at process.env. Upper case
+ * wins when only it is set, as in Go's net/http; both set to different values is refused rather than
+ * guessed at. Messages never echo a proxy URL: it may carry credentials.
+ */
+function proxyEnvironment(env: ProxyEnv): { issues: ConfigIssue[]; httpsProxy?: string; noProxy?: string } {
+  const issues: ConfigIssue[] = [];
+  const https = pickEnv(env, "HTTPS_PROXY", "https_proxy", "federation.https_proxy", issues);
+  let httpsProxy: string | undefined;
+  if (https) {
+    const problem = proxyUrlProblem(https.value);
+    if (problem === undefined) httpsProxy = https.value;
+    else issues.push({ path: "federation.https_proxy", env: https.name, message: problem });
+  }
+  const no = pickEnv(env, "NO_PROXY", "no_proxy", "federation.no_proxy", issues);
+  let noProxy: string | undefined;
+  if (no) {
+    const bad = no.value
+      .split(",")
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== "" && !NO_PROXY_ENTRY.test(entry));
+    if (bad.length === 0) noProxy = no.value;
+    else {
+      issues.push({
+        path: "federation.no_proxy",
+        env: no.name,
+        message: `not a host, domain, IP address or CIDR: ${bad.map((entry) => JSON.stringify(entry)).join(", ")}`,
+      });
+    }
+  }
+  return { issues, ...(httpsProxy === undefined ? {} : { httpsProxy }), ...(noProxy === undefined ? {} : { noProxy }) };
+}
+
+/** "*", "example.org", ".example.org", "host:8443", "10.0.0.0/8", "[::1]:443" */
+const NO_PROXY_ENTRY = /^(?:\*|[A-Za-z0-9._-]+(?::\d{1,5})?|\[?[0-9A-Fa-f:.]+\]?(?::\d{1,5})?(?:\/\d{1,3})?)$/;
+
+function pickEnv(
+  env: ProxyEnv,
+  upper: string,
+  lower: string,
+  path: string,
+  issues: ConfigIssue[],
+): { name: string; value: string } | undefined {
+  // An empty variable is how shells unset a proxy for one command (HTTPS_PROXY= cmd).
+  const u = env[upper]?.trim() || undefined;
+  const l = env[lower]?.trim() || undefined;
+  if (u !== undefined && l !== undefined && u !== l) {
+    issues.push({
+      path,
+      env: upper,
+      message: `differs from ${lower}; unset one of them, or set both to the same value`,
+    });
+    return undefined;
+  }
+  if (u !== undefined) return { name: upper, value: u };
+  if (l !== undefined) return { name: lower, value: l };
+  return undefined;
+}
+
+/** The authority as written, between "scheme://" and the path; undefined without "//". */
+function authorityOf(raw: string): string | undefined {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(raw)?.[1];
+}
+
+// The URL checks never echo the URL: a mistyped one may carry a password.
+function endpointUrlProblem(raw: string): string | undefined {
+  // WHATWG URL parsing strips surrounding whitespace and reads "\" as "/", so what would be fetched could
+  // differ from what was reviewed.
+  if (/[\s\\]/.test(raw)) return "must not contain whitespace or backslashes";
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return "is not a URL; expected https://host[:port]/path";
+  }
+  if (url.protocol !== "https:") return "must be an https:// URL";
+  const authority = authorityOf(raw);
+  if (authority === undefined) return "must start with https://";
+  if (authority.includes("@")) return "must not carry userinfo (user:password@)";
+  if (authority === "" || url.hostname === "") return "must name a host";
+  if (raw.includes("#")) return "must not have a fragment (#...)";
+  return undefined;
+}
+
+function proxyUrlProblem(raw: string): string | undefined {
+  if (/[\s\\]/.test(raw)) return "must not contain whitespace or backslashes";
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'is not a URL; expected http://host:port or https://host:port (or "direct" for a relationship)';
+  }
+  const authority = authorityOf(raw);
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || authority === undefined) {
+    return "must be an http:// or https:// proxy URL";
+  }
+  if (url.hostname === "") return "must name a host";
+  if (url.pathname !== "/" || url.search !== "" || raw.includes("#")) return "must not have a path, query or fragment";
+  return undefined;
+}
+
+function cidrProblem(raw: string): string | undefined {
+  const match = /^([^/]+)\/(0|[1-9]\d{0,2})$/.exec(raw);
+  const address = match?.[1];
+  const prefixText = match?.[2];
+  if (address === undefined || prefixText === undefined) {
+    return "must be an address range in CIDR notation, e.g. 10.20.0.0/16 or fd00:1::/48";
+  }
+  const family = address.includes("%") ? 0 : isIP(address);
+  if (family === 0) return `${JSON.stringify(address)} is not an IPv4 or IPv6 address`;
+  const prefix = Number(prefixText);
+  const bits = family === 4 ? 32 : 128;
+  if (prefix > bits) return `the prefix /${prefix} is longer than an IPv${family} address (${bits} bits)`;
+  if (prefix === 0) return "a /0 range lets the relationship reach every address, which turns the SSRF guard off";
+  const bytes = family === 4 ? ipv4Bytes(address) : ipv6Bytes(address);
+  if (bytes === undefined) return `${JSON.stringify(address)} is not an IPv4 or IPv6 address`;
+  // A typo such as 10.1.2.3/8 for 10.1.2.3/32 would open a whole /8; the network address must be written.
+  for (let bit = prefix; bit < bits; bit++) {
+    if (((bytes[bit >> 3] ?? 0) >> (7 - (bit & 7))) & 1) {
+      return `has bits set after the /${prefix} prefix; write the range's first address${family === 4 ? ` (${networkOf(bytes, prefix)}/${prefix})` : ""}`;
+    }
+  }
+  try {
+    new BlockList().addSubnet(address, prefix, family === 4 ? "ipv4" : "ipv6");
+  } catch {
+    return "is not a range node:net accepts";
+  }
+  return undefined;
+}
+
+function ipv4Bytes(address: string): number[] | undefined {
+  const parts = address.split(".").map(Number);
+  return parts.length === 4 && parts.every((n) => Number.isInteger(n) && n >= 0 && n <= 255) ? parts : undefined;
+}
+
+/** isIP has already accepted the address, so only the layout ("::", an IPv4 tail) is handled here. */
+function ipv6Bytes(address: string): number[] | undefined {
+  const [head = "", tail, ...extra] = address.split("::");
+  if (extra.length > 0) return undefined;
+  const groups = (text: string): number[] | undefined => {
+    if (text === "") return [];
+    const out: number[] = [];
+    for (const part of text.split(":")) {
+      if (part.includes(".")) {
+        const v4 = ipv4Bytes(part);
+        if (v4 === undefined) return undefined;
+        out.push(((v4[0] ?? 0) << 8) | (v4[1] ?? 0), ((v4[2] ?? 0) << 8) | (v4[3] ?? 0));
+      } else {
+        out.push(Number.parseInt(part, 16));
+      }
+    }
+    return out;
+  };
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  if (left === undefined || right === undefined) return undefined;
+  const zeros = 8 - left.length - right.length;
+  if (zeros < 0 || (tail === undefined && zeros !== 0)) return undefined;
+  return [...left, ...new Array<number>(zeros).fill(0), ...right].flatMap((group) => [group >> 8, group & 0xff]);
+}
+
+function networkOf(bytes: readonly number[], prefix: number): string {
+  return bytes
+    .map((byte, i) => {
+      const keep = Math.min(Math.max(prefix - i * 8, 0), 8);
+      return byte & ((0xff << (8 - keep)) & 0xff);
+    })
+    .join(".");
+}
+
+const LABEL_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/;
+
+/** Kubernetes label keys, so labels can be copied to and from Kubernetes objects and Prometheus labels as they are. */
+function labelKeyProblem(key: string): string | undefined {
+  const slash = key.indexOf("/");
+  const prefix = slash < 0 ? undefined : key.slice(0, slash);
+  const name = slash < 0 ? key : key.slice(slash + 1);
+  if (prefix !== undefined && (prefix.length > MAX_LABEL_PREFIX_LENGTH || !DNS_SUBDOMAIN.test(prefix))) {
+    return `label key prefix must be a lowercase DNS subdomain of at most ${MAX_LABEL_PREFIX_LENGTH} characters`;
+  }
+  if (name.length > MAX_LABEL_NAME_LENGTH || !LABEL_NAME.test(name)) {
+    return `label key must be at most ${MAX_LABEL_NAME_LENGTH} characters of A-Z a-z 0-9 - _ . beginning and ending with a letter or digit, optionally after a "prefix/"`;
+  }
+  return undefined;
+}
+
+function labelValueProblem(value: string): string | undefined {
+  if (value === "" || (value.length <= MAX_LABEL_NAME_LENGTH && LABEL_NAME.test(value))) return undefined;
+  return `label value must be empty or at most ${MAX_LABEL_NAME_LENGTH} characters of A-Z a-z 0-9 - _ . beginning and ending with a letter or digit`;
+}
+
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,3})?(Z|[+-](\d{2}):(\d{2})))?$/;
+
+/** "2025-06-30" (midnight UTC) or "2025-06-30T12:00:00Z" / "+02:00"; a time without an offset is refused as ambiguous. */
+function parseIsoDate(raw: string): Date | undefined {
+  const m = ISO_DATE.exec(raw);
+  if (!m) return undefined;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  // Date.UTC rolls 2025-02-30 over into March; a date that does not round-trip does not exist.
+  if (calendar.getUTCFullYear() !== year || calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) {
+    return undefined;
+  }
+  if (m[4] === undefined) return calendar;
+  const [hour, minute, second] = [Number(m[4]), Number(m[5]), Number(m[6])];
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  if (m[8] !== undefined && (Number(m[8]) > 23 || Number(m[9]) > 59)) return undefined;
+  const time = Date.parse(raw);
+  return Number.isNaN(time) ? undefined : new Date(time);
+}
+
+/** Any instant works: nextCronFire searches a whole 400-year calendar cycle. */
+const CRON_REFERENCE = new Date(Date.UTC(2000, 0, 1));
+
+function cronProblem(expression: string): string | undefined {
+  const detailed = validateCronDetailed(expression);
+  if (!isValidCron(expression) || !detailed.valid || detailed.fields === undefined) {
+    const detail = detailed.errors.map((error) => error.message).join("; ");
+    return `is not a cron expression node-cron accepts${detail === "" ? "" : `: ${detail}`}`;
+  }
+  // Six fields allow one fetch a second; nothing a bundle does changes that often.
+  if (detailed.fields.second.length > 1) {
+    return "fires more than once a minute: give the seconds field a single value, or use five fields";
+  }
+  if (nextCronFire(expression, CRON_REFERENCE) === undefined) {
+    return "never fires: no date matches both its day of month and its day of week";
+  }
+  return undefined;
 }
 
 /** The value if the schema accepts it (`fallback` standing in for a missing one), else undefined. */
@@ -365,24 +1176,46 @@ function issueMessage(issue: z.core.$ZodRawIssue): string | undefined {
 }
 
 function toConfigIssues(issue: z.core.$ZodIssue): ConfigIssue[] {
-  const at = issue.path.map(String);
+  const at = issue.path;
   if (issue.code === "unrecognized_keys") {
-    return issue.keys.map((key) => ({ path: [...at, key].join("."), message: unknownFieldMessage(at, key) }));
+    return issue.keys.map((key) => ({ path: formatPath([...at, key]), message: unknownFieldMessage(at, key) }));
   }
   if (issue.code === "invalid_union" && issue.discriminator !== undefined && "options" in issue) {
-    return [{ path: at.join("."), message: `must be one of: ${(issue.options ?? []).join(", ")}` }];
+    return [{ path: formatPath(at), message: `must be one of: ${(issue.options ?? []).join(", ")}` }];
   }
   const code = issue.code === "custom" ? (issue.params as { code?: unknown } | undefined)?.code : undefined;
-  return [{ path: at.join("."), message: issue.message, ...(typeof code === "string" ? { code } : {}) }];
+  return [{ path: formatPath(at), message: issue.message, ...(typeof code === "string" ? { code } : {}) }];
 }
 
-function unknownFieldMessage(parent: readonly string[], key: string): string {
-  const dotted = [...parent, key].join(".");
-  if (CONFIG_FIELDS.has(dotted)) return "unknown field for this store.kind";
-  const prefix = parent.length === 0 ? "" : `${parent.join(".")}.`;
+const PLAIN_KEY = /^[A-Za-z0-9_-]+$/;
+
+/** As an operator would point into the YAML: "relationships[2].labels.team", `labels["app.kubernetes.io/name"]`. */
+export function formatPath(segments: readonly PropertyKey[]): string {
+  let out = "";
+  for (const segment of segments) {
+    if (typeof segment === "number") out += `[${segment}]`;
+    else {
+      const key = String(segment);
+      // A key with dots or slashes (a label key) would read as several levels if joined with ".".
+      out += PLAIN_KEY.test(key) ? (out === "" ? key : `.${key}`) : `[${JSON.stringify(key)}]`;
+    }
+  }
+  return out;
+}
+
+/** The path with list indexes as "[]", the form DOCUMENT_KEYS uses. */
+function genericPath(segments: readonly PropertyKey[]): string {
+  return segments
+    .map((segment, i) => (typeof segment === "number" ? "[]" : `${i === 0 ? "" : "."}${String(segment)}`))
+    .join("");
+}
+
+function unknownFieldMessage(parent: readonly PropertyKey[], key: string): string {
+  if (CONFIG_FIELDS.has(genericPath([...parent, key]))) return "unknown field for this store.kind";
+  const prefix = parent.length === 0 ? "" : `${genericPath(parent)}.`;
   const siblings = new Set<string>();
-  for (const field of CONFIG_FIELDS.keys()) {
-    if (field.startsWith(prefix)) siblings.add(field.slice(prefix.length).split(".")[0] ?? "");
+  for (const field of DOCUMENT_KEYS.keys()) {
+    if (field.startsWith(prefix)) siblings.add(field.slice(prefix.length).split(/[.[]/)[0] ?? "");
   }
   const near = [...siblings].find((s) => editDistance(s, key) <= 2);
   return near === undefined ? "unknown field" : `unknown field (did you mean ${near}?)`;
@@ -412,22 +1245,32 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
-function collectFields(schema: z.core.$ZodType, at: readonly string[] = [], out = new Map<string, ConfigFieldKind>()) {
+function collectFields(
+  schema: z.core.$ZodType,
+  at = "",
+  out = new Map<string, ConfigFieldKind | "other">(),
+): Map<string, ConfigFieldKind | "other"> {
   if (schema instanceof z.ZodOptional || schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault) {
     collectFields(schema.unwrap() as z.core.$ZodType, at, out);
   } else if (schema instanceof z.ZodPipe) {
     // z.preprocess is a pipe whose first half is a bare transform; the shape lives in the second half.
     collectFields((schema.in instanceof z.ZodTransform ? schema.out : schema.in) as z.core.$ZodType, at, out);
   } else if (schema instanceof z.ZodObject) {
-    for (const [key, child] of Object.entries(schema.shape)) collectFields(child as z.core.$ZodType, [...at, key], out);
+    for (const [key, child] of Object.entries(schema.shape)) {
+      collectFields(child as z.core.$ZodType, at === "" ? key : `${at}.${key}`, out);
+    }
   } else if (schema instanceof z.ZodUnion) {
     for (const option of schema.options) collectFields(option as z.core.$ZodType, at, out);
+  } else if (schema instanceof z.ZodArray) {
+    collectFields(schema.element as z.core.$ZodType, `${at}[]`, out);
+  } else if (schema instanceof z.ZodRecord) {
+    out.set(at, "other");
   } else if (schema instanceof z.ZodString || schema instanceof z.ZodEnum || schema instanceof z.ZodLiteral) {
-    out.set(at.join("."), "string");
+    out.set(at, "string");
   } else if (schema instanceof z.ZodNumber) {
-    out.set(at.join("."), "number");
+    out.set(at, "number");
   } else {
-    throw new Error(`config schema: no environment mapping for ${schema._zod.def.type} at ${at.join(".")}`);
+    throw new Error(`config schema: no environment mapping for ${schema._zod.def.type} at ${at}`);
   }
   return out;
 }

@@ -2,6 +2,7 @@
  * The validated configuration, as the rest of the code sees it (camelCase, every default filled in).
  * The YAML file and the environment use snake_case; `src/config/schema.ts` maps one onto the other.
  */
+import type { Relationship } from "../federation/relationship.js";
 import type { LogLevel } from "../logging.js";
 import type { TrustDomain } from "../spiffe/id.js";
 
@@ -57,6 +58,33 @@ export type StoreConfig =
   | { readonly kind: "embedded"; readonly snapshotFile?: string }
   | { readonly kind: "redis"; readonly url: string; readonly keyPrefix: string; readonly commandTimeoutMs: number };
 
+/** How partner bundles are fetched and scheduled (DESIGN.md section 6); the same for every relationship. */
+export interface FederationConfig {
+  readonly maxBundleBytes: number;
+  readonly maxBundleKeys: number;
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  /** The whole fetch, redirects included. */
+  readonly totalTimeoutMs: number;
+  readonly maxRedirects: number;
+  /** From HTTPS_PROXY / https_proxy, read by the config loader (nothing else reads the environment). */
+  readonly httpsProxy?: string;
+  /** From NO_PROXY / no_proxy. */
+  readonly noProxy?: string;
+  /** A relationship is polled by whichever replica holds its lease; a dead holder's lease lapses after this. */
+  readonly leaseMs: number;
+  /** Past bundles kept per relationship. */
+  readonly historyLimit: number;
+  /** Refresh hint bounds and default (DESIGN.md section 6: [60 s, 24 h], 300 s when absent). */
+  readonly minRefreshHintSeconds: number;
+  readonly maxRefreshHintSeconds: number;
+  readonly defaultRefreshHintSeconds: number;
+  /** Random spread added to each interval, as a fraction of it. */
+  readonly jitterRatio: number;
+  /** First retry delay after a failure; doubles up to the normal interval. */
+  readonly backoffInitialSeconds: number;
+}
+
 export interface BundlegateConfig {
   readonly trustDomain: TrustDomain;
   readonly logLevel: LogLevel;
@@ -66,4 +94,7 @@ export interface BundlegateConfig {
   readonly store: StoreConfig;
   /** How often watched files are also re-read, in case a change event was missed (network filesystems). */
   readonly filePollIntervalMs: number;
+  readonly federation: FederationConfig;
+  /** Relationships declared in the config file (read-only through the API). */
+  readonly relationships: readonly Relationship[];
 }

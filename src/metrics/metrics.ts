@@ -15,6 +15,9 @@ export interface Metrics {
   readonly endpointRequestSeconds: Histogram<"profile">;
   readonly tlsReloads: Counter<"profile" | "result" | "code">;
   readonly localBundleReloads: Counter<"result" | "code">;
+  readonly fetchAttempts: Counter<"trust_domain" | "result">;
+  readonly fetchSeconds: Histogram<"outcome">;
+  readonly decisions: Counter<"trust_domain" | "decision" | "reason">;
   /** Registers the live values the scrape-time gauges read. */
   observeLocalBundle(bundle: Watched<ServedBundle>): void;
   observeServingCertificate(profile: EndpointProfile, credentials: Watched<TlsCredentials>): void;
@@ -56,6 +59,27 @@ export function createMetrics(options: { version: string; defaultMetrics?: boole
     labelNames: ["result", "code"] as const,
     registers: [registry],
   });
+  const fetchAttempts = new Counter({
+    name: "bundlegate_fetch_attempts_total",
+    help: "Fetches of partner bundle endpoints, by trust domain and result (a decision, or the error code of a failure).",
+    labelNames: ["trust_domain", "result"] as const,
+    registers: [registry],
+  });
+  // No trust_domain label: with thousands of relationships a per-domain histogram would be most of the series.
+  const fetchSeconds = new Histogram({
+    name: "bundlegate_fetch_duration_seconds",
+    help: "Time of one partner bundle fetch, from connect to decision, by outcome (ok or error).",
+    labelNames: ["outcome"] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const decisions = new Counter({
+    name: "bundlegate_bundle_decisions_total",
+    help: "Trust decisions on fetched bundles, by trust domain, decision and deciding reason.",
+    labelNames: ["trust_domain", "decision", "reason"] as const,
+    registers: [registry],
+  });
+
   for (const profile of ["https_web", "https_spiffe"] as const) {
     for (const result of ["ok", "error"]) tlsReloads.inc({ profile, result, code: "" }, 0);
   }
@@ -105,6 +129,9 @@ export function createMetrics(options: { version: string; defaultMetrics?: boole
     endpointRequestSeconds,
     tlsReloads,
     localBundleReloads,
+    fetchAttempts,
+    fetchSeconds,
+    decisions,
     observeLocalBundle(bundle) {
       localBundle = bundle;
     },

@@ -5,7 +5,11 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, type ConfigIssue } from "../../src/config/errors.js";
 import { type ConfigEnv, envVarName, loadConfigFile, parseConfig } from "../../src/config/load.js";
-import { CONFIG_FIELDS } from "../../src/config/schema.js";
+import { CONFIG_FIELDS, configDocumentSchema } from "../../src/config/schema.js";
+
+const relationshipSchema = configDocumentSchema.shape.relationships.unwrap().element;
+const refreshSchema = relationshipSchema.shape.refresh.unwrap();
+const policySchema = relationshipSchema.shape.policy.unwrap();
 
 const EXAMPLE = fileURLToPath(new URL("../../config/bundlegate.example.yaml", import.meta.url));
 const BASE = path.resolve("/etc/bundlegate");
@@ -392,6 +396,151 @@ describe("loadConfigFile", () => {
   });
 });
 
+describe("relationships and federation through the loader", () => {
+  const EXAMPLES = path.join(path.dirname(EXAMPLE), "examples");
+  const WITH_RELATIONSHIPS = `${MINIMAL}
+relationships:
+  - trust_domain: partner-spiffe.example
+    endpoint_url: https://spire.partner-spiffe.example/
+    profile: https_spiffe
+    endpoint_spiffe_id: spiffe://partner-spiffe.example/spire/server
+    bootstrap_bundle_file: partner.json
+    owner: team-a
+  - trust_domain: second.example
+    endpoint_url: https://second.example/
+    profile: https_spiffe
+    endpoint_spiffe_id: spiffe://second.example/spire/server
+    bootstrap_bundle_file: ./partner.json
+    owner: team-b
+  - trust_domain: web.example
+    endpoint_url: https://web.example/
+    profile: https_web
+    ca_file: /pki/ca.pem
+    owner: team-c
+`;
+  let bootstrap: Buffer;
+  let ca: Buffer;
+  beforeAll(async () => {
+    bootstrap = await readFile(path.join(EXAMPLES, "partner-spiffe-bootstrap.json"));
+    ca = await readFile(path.join(EXAMPLES, "partner-web-ca.pem"));
+  });
+  const fakeDisk = (seen: string[]) => (p: string) => {
+    seen.push(p);
+    if (p === path.join(BASE, "partner.json")) return bootstrap;
+    if (p === "/pki/ca.pem") return ca.toString("utf8");
+    throw Object.assign(new Error(`no such file ${p}`), { code: "ENOENT" });
+  };
+
+  it("parseConfig reads each referenced file once, relative to baseDir, through its reader", () => {
+    const seen: string[] = [];
+    const config = parseConfig(WITH_RELATIONSHIPS, { baseDir: BASE, readFile: fakeDisk(seen) });
+    expect(seen).toEqual([path.join(BASE, "partner.json"), "/pki/ca.pem"]);
+    expect(config.relationships.map((r) => r.profile.kind)).toEqual(["https_spiffe", "https_spiffe", "https_web"]);
+    const [first] = config.relationships;
+    expect(first?.profile.kind === "https_spiffe" && first.profile.bootstrapBundle.x509Authorities).toHaveLength(1);
+  });
+
+  it("loadConfigFile reads them through its async reader, beside the config file", async () => {
+    const seen: string[] = [];
+    const disk = fakeDisk(seen);
+    const readFile = async (p: string) => (p === path.join(BASE, "bg.yaml") ? WITH_RELATIONSHIPS : disk(p));
+    const config = await loadConfigFile(path.join(BASE, "bg.yaml"), {}, { readFile });
+    expect(seen).toEqual([path.join(BASE, "partner.json"), "/pki/ca.pem"]);
+    expect(config.relationships).toHaveLength(3);
+  });
+
+  it("reports a file that cannot be read at the field naming it, beside the other issues", async () => {
+    const text = WITH_RELATIONSHIPS.replace(
+      "bootstrap_bundle_file: ./partner.json",
+      "bootstrap_bundle_file: gone.json",
+    );
+    const issues = issuesOf(() =>
+      parseConfig(text.replace("owner: team-c", "owner: ''"), { baseDir: BASE, readFile: fakeDisk([]) }),
+    );
+    expect(issues).toEqual([
+      expect.objectContaining({ path: "relationships[2].owner" }),
+      expect.objectContaining({
+        path: "relationships[1].bootstrap_bundle_file",
+        message: expect.stringContaining("ENOENT"),
+      }),
+    ]);
+  });
+
+  it("reports a missing file on disk as an invalid config, not an unreadable one", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "bundlegate-rel-"));
+    try {
+      const file = path.join(dir, "bg.yaml");
+      await writeFile(file, WITH_RELATIONSHIPS);
+      await writeFile(path.join(dir, "partner.json"), bootstrap);
+      const error = await rejected(loadConfigFile(file, {}));
+      expect(error.code).toBe("ERR_CONFIG_INVALID");
+      expect(error.issues).toEqual([expect.objectContaining({ path: "relationships[2].ca_file" })]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("never reads a file for a config without relationships", () => {
+    const readFile = () => {
+      throw new Error("must not be called");
+    };
+    expect(parseConfig(MINIMAL, { baseDir: BASE, readFile }).relationships).toEqual([]);
+  });
+
+  it("accepts the JSON text bundlegate dev builds, with no reader", () => {
+    const text = JSON.stringify({
+      trust_domain: "example.org",
+      local_bundle: { file: "bundle.json" },
+      endpoint: { https_web: { cert_file: "web.pem", key_file: "web.key" } },
+    });
+    const config = parseConfig(text, { baseDir: BASE, env: {}, source: "bundlegate dev" });
+    expect(config.relationships).toEqual([]);
+    expect(config.federation.defaultRefreshHintSeconds).toBe(300);
+  });
+
+  it("overrides federation fields from the environment", () => {
+    const config = parse(MINIMAL, {
+      BUNDLEGATE_FEDERATION__JITTER_RATIO: "0.25",
+      BUNDLEGATE_FEDERATION__MAX_REDIRECTS: "5",
+    });
+    expect(config.federation.jitterRatio).toBe(0.25);
+    expect(config.federation.maxRedirects).toBe(5);
+  });
+
+  it("names the variable of a bad federation override, including a cross-field one", () => {
+    const issues = issuesOf(() =>
+      parse(MINIMAL, {
+        BUNDLEGATE_FEDERATION__JITTER_RATIO: "0.9",
+        BUNDLEGATE_FEDERATION__CONNECT_TIMEOUT_MS: "60000",
+      }),
+    );
+    expect(issues).toEqual([
+      expect.objectContaining({ path: "federation.jitter_ratio", env: "BUNDLEGATE_FEDERATION__JITTER_RATIO" }),
+      expect.objectContaining({
+        path: "federation.connect_timeout_ms",
+        env: "BUNDLEGATE_FEDERATION__CONNECT_TIMEOUT_MS",
+      }),
+    ]);
+  });
+
+  it("explains that relationships cannot come from the environment", () => {
+    for (const name of ["BUNDLEGATE_RELATIONSHIPS", "BUNDLEGATE_RELATIONSHIPS__0__OWNER"]) {
+      const [issue] = issuesOf(() => parse(MINIMAL, { [name]: "x" }));
+      expect(issue).toMatchObject({ env: name, message: expect.stringContaining("config file only") });
+    }
+  });
+
+  it("reads the proxy variables from the environment it is given", () => {
+    const config = parse(MINIMAL, { HTTPS_PROXY: "http://proxy.internal:3128", no_proxy: ".internal" });
+    expect(config.federation).toMatchObject({ httpsProxy: "http://proxy.internal:3128", noProxy: ".internal" });
+    const [issue] = issuesOf(() => parse(MINIMAL, { HTTPS_PROXY: "proxy.internal:3128" }));
+    expect(issue).toMatchObject({ path: "federation.https_proxy", env: "HTTPS_PROXY" });
+    expect(configError(() => parse(MINIMAL, { HTTPS_PROXY: "x" })).message).toContain(
+      "HTTPS_PROXY (federation.https_proxy): ",
+    );
+  });
+});
+
 describe("config/bundlegate.example.yaml", () => {
   it("loads with parseConfig", async () => {
     const text = await readFile(EXAMPLE, "utf8");
@@ -407,6 +556,26 @@ describe("config/bundlegate.example.yaml", () => {
     expect(config.localBundle.file).toBe(path.join(path.dirname(EXAMPLE), "bundle.json"));
   });
 
+  it("declares a web and a spiffe relationship, reading their files next to it", async () => {
+    const config = await loadConfigFile(EXAMPLE, {});
+    const [web, spiffe] = config.relationships;
+    expect(config.relationships).toHaveLength(2);
+    expect(web).toMatchObject({
+      trustDomain: "partner-web.example",
+      profile: { kind: "https_web", caFile: path.join(path.dirname(EXAMPLE), "examples/partner-web-ca.pem") },
+      refresh: { kind: "interval", seconds: 120 },
+      state: "active",
+      origin: "config",
+    });
+    expect(web?.profile.kind === "https_web" && web.profile.caPem).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(spiffe).toMatchObject({
+      trustDomain: "partner-spiffe.example",
+      profile: { kind: "https_spiffe", endpointSpiffeId: "spiffe://partner-spiffe.example/spire/server" },
+      refresh: { kind: "cron", expression: "*/10 * * * *" },
+    });
+    expect(spiffe?.profile.kind === "https_spiffe" && spiffe.profile.bootstrapBundle.x509Authorities).toHaveLength(1);
+  });
+
   it("mentions every field", async () => {
     const text = await readFile(EXAMPLE, "utf8");
     for (const field of CONFIG_FIELDS.keys()) {
@@ -415,16 +584,28 @@ describe("config/bundlegate.example.yaml", () => {
     }
   });
 
+  it("mentions every relationship field", async () => {
+    const text = await readFile(EXAMPLE, "utf8");
+    const keys = [
+      ...Object.keys(relationshipSchema.shape),
+      ...Object.keys(refreshSchema.shape),
+      ...Object.keys(policySchema.shape),
+    ];
+    expect(keys.length).toBeGreaterThan(20);
+    for (const key of keys) expect(text, key).toMatch(new RegExp(`^[ #-]*${key}:`, "m"));
+  });
+
   it("documents a redis store that loads once uncommented", async () => {
     const text = await readFile(EXAMPLE, "utf8");
-    const storeAt = text.indexOf("\nstore:\n");
-    const redis = text
-      .slice(storeAt)
-      .split("\n")
+    const lines = text.split("\n");
+    const start = lines.indexOf("store:");
+    const end = lines.findIndex((line, i) => i > start && /^[a-z]/.test(line));
+    const redis = lines
+      .slice(start + 1, end < 0 ? undefined : end)
       .filter((line) => /^ {2}# [a-z_]+: /.test(line))
       .map((line) => line.replace("# ", ""));
-    const uncommented = `${text.slice(0, storeAt)}\nstore:\n${redis.join("\n")}\n`;
-    const config = parseConfig(uncommented, { baseDir: "/" });
+    const uncommented = [...lines.slice(0, start), "store:", ...redis, ...(end < 0 ? [] : lines.slice(end))].join("\n");
+    const config = parseConfig(uncommented, { baseDir: path.dirname(EXAMPLE) });
     expect(config.store).toEqual({
       kind: "redis",
       url: "rediss://redis.internal:6380/0",

@@ -418,7 +418,25 @@ describe("defaults", () => {
       internal: { listen: D.internal.listen },
       store: { kind: "embedded" },
       filePollIntervalMs: D.file_poll_interval_ms,
+      federation: {
+        maxBundleBytes: D.federation.max_bundle_bytes,
+        maxBundleKeys: D.federation.max_bundle_keys,
+        connectTimeoutMs: D.federation.connect_timeout_ms,
+        headersTimeoutMs: D.federation.headers_timeout_ms,
+        totalTimeoutMs: D.federation.total_timeout_ms,
+        maxRedirects: D.federation.max_redirects,
+        leaseMs: D.federation.lease_ms,
+        historyLimit: D.federation.history_limit,
+        minRefreshHintSeconds: D.federation.min_refresh_hint_seconds,
+        maxRefreshHintSeconds: D.federation.max_refresh_hint_seconds,
+        defaultRefreshHintSeconds: D.federation.default_refresh_hint_seconds,
+        jitterRatio: D.federation.jitter_ratio,
+        backoffInitialSeconds: D.federation.backoff_initial_seconds,
+      },
+      relationships: [],
     });
+    expect(config.federation).not.toHaveProperty("httpsProxy");
+    expect(config.federation).not.toHaveProperty("noProxy");
     expect(config.endpoint).not.toHaveProperty("cacheMaxAgeSeconds");
     expect(config.endpoint).not.toHaveProperty("httpsSpiffe");
   });
@@ -436,8 +454,25 @@ describe("defaults", () => {
       },
       internal: { listen: { host: "127.0.0.1", port: 8080 } },
       store: { kind: "embedded", key_prefix: "bundlegate", command_timeout_ms: 2000 },
+      federation: {
+        max_bundle_bytes: 65_536,
+        max_bundle_keys: 1000,
+        connect_timeout_ms: 5000,
+        headers_timeout_ms: 10_000,
+        total_timeout_ms: 30_000,
+        max_redirects: 3,
+        lease_ms: 15_000,
+        history_limit: 20,
+        min_refresh_hint_seconds: 60,
+        max_refresh_hint_seconds: 86_400,
+        default_refresh_hint_seconds: 300,
+        jitter_ratio: 0.1,
+        backoff_initial_seconds: 10,
+      },
+      relationship: { state: "active" },
     });
     expect(Object.isFrozen(CONFIG_DEFAULTS.endpoint.https_web.listen)).toBe(true);
+    expect(Object.isFrozen(CONFIG_DEFAULTS.federation)).toBe(true);
   });
 
   it("defaults each listen field on its own", () => {
@@ -487,6 +522,8 @@ describe("toBundlegateConfig", () => {
       internal: { listen: { host: "127.0.0.1", port: 9090 } },
       store: { kind: "embedded", snapshotFile: path.join(baseDir, "s/state.json") },
       filePollIntervalMs: 1000,
+      federation: expect.objectContaining({ maxBundleBytes: 65_536, jitterRatio: 0.1 }),
+      relationships: [],
     });
   });
 
@@ -539,6 +576,19 @@ describe("CONFIG_FIELDS", () => {
       "store.url": "string",
       "store.key_prefix": "string",
       "store.command_timeout_ms": "number",
+      "federation.max_bundle_bytes": "number",
+      "federation.max_bundle_keys": "number",
+      "federation.connect_timeout_ms": "number",
+      "federation.headers_timeout_ms": "number",
+      "federation.total_timeout_ms": "number",
+      "federation.max_redirects": "number",
+      "federation.lease_ms": "number",
+      "federation.history_limit": "number",
+      "federation.min_refresh_hint_seconds": "number",
+      "federation.max_refresh_hint_seconds": "number",
+      "federation.default_refresh_hint_seconds": "number",
+      "federation.jitter_ratio": "number",
+      "federation.backoff_initial_seconds": "number",
     });
   });
 });

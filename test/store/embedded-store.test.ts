@@ -3,20 +3,58 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/logging.js";
+import type { TrustDomain } from "../../src/spiffe/id.js";
 import { openEmbeddedStore } from "../../src/store/embedded/embedded-store.js";
-import { storeContract } from "./contract.js";
+import type { BundleChangeEvent } from "../../src/store/federation-state.js";
+import { type OpenedStore, storeContract } from "./contract.js";
 
-storeContract("embedded (memory)", () => openEmbeddedStore({ logger: silentLogger() }));
-storeContract("embedded (snapshot file)", async () =>
-  openEmbeddedStore({
-    snapshotFile: join(await mkdtemp(join(tmpdir(), "bg-store-")), "state.json"),
-    logger: silentLogger(),
-  }),
-);
+/** Lease time is the injected clock, so the contract's lease tests move it instead of waiting. */
+function testClock() {
+  let now = 1_700_000_000_000;
+  return {
+    now: () => now,
+    elapse: async (ms: number) => {
+      now += ms;
+    },
+  };
+}
+
+const tempFile = async () => join(await mkdtemp(join(tmpdir(), "bg-store-")), "nested", "state.json");
+
+storeContract("embedded (memory)", {
+  leaseTtlMs: 1000,
+  replicas: false,
+  durable: false,
+  async open(): Promise<OpenedStore> {
+    const clock = testClock();
+    return { store: await openEmbeddedStore({ logger: silentLogger(), now: clock.now }), elapse: clock.elapse };
+  },
+});
+
+storeContract("embedded (snapshot file)", {
+  leaseTtlMs: 1000,
+  replicas: false,
+  durable: true,
+  async open(): Promise<OpenedStore> {
+    const clock = testClock();
+    const snapshotFile = await tempFile();
+    const open = () => openEmbeddedStore({ snapshotFile, logger: silentLogger(), now: clock.now });
+    const store = await open();
+    return {
+      store,
+      elapse: clock.elapse,
+      reopen: async () => {
+        await store.close();
+        return open();
+      },
+    };
+  },
+});
+
+const partner = "partner.example" as TrustDomain;
+const hex = (c: string) => c.repeat(64);
 
 describe("embedded store snapshot", () => {
-  const tempFile = async () => join(await mkdtemp(join(tmpdir(), "bg-store-")), "nested", "state.json");
-
   it("keeps the local sequence across a restart, so it never goes backwards", async () => {
     const file = await tempFile();
     const first = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger() });
@@ -31,12 +69,74 @@ describe("embedded store snapshot", () => {
     expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ version: 1 });
   });
 
+  it("forgets leases across a restart but keeps the fence, so the next lease is still newer", async () => {
+    const file = await tempFile();
+    const first = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger() });
+    const held = (await first.acquireLease(partner, "a", 60_000))!;
+    await first.close();
+    const second = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger() });
+    const next = await second.acquireLease(partner, "b", 60_000);
+    expect(next!.fence).toBeGreaterThan(held.fence);
+    expect(await second.renewLease(partner, held, 60_000)).toBe(false);
+    const saved = JSON.parse(await readFile(file, "utf8"));
+    expect(saved.relationships[partner]).toEqual({ history: [], fence: next!.fence });
+  });
+
+  it("tells subscribers synchronously, before the write's promise settles", async () => {
+    const store = await openEmbeddedStore({ snapshotFile: await tempFile(), logger: silentLogger() });
+    const events: BundleChangeEvent[] = [];
+    store.subscribe((event) => events.push(event));
+    const removing = store.removeRelationship(partner, { origin: "a" });
+    expect(events).toEqual([{ trustDomain: partner, kind: "removed", origin: "a" }]);
+    await removing;
+  });
+
+  const localOk = `"localBundle":{"contentDigest":"${hex("a")}","sequence":"1"}`;
+  const relationship = (entry: string, name: string = partner) =>
+    `{"version":1,${localOk},"relationships":{"${name}":${entry}}}`;
+  const bundle = (members: string) => `{"json":"{}","digest":"${hex("b")}","acceptedAt":1${members}}`;
+
   it.each([
     ["not JSON", "{"],
+    ["not an object", "[1]"],
     ["another version", '{"version":2}'],
     ["a malformed digest", '{"version":1,"localBundle":{"contentDigest":"zz","sequence":"1"}}'],
-    ["a malformed sequence", `{"version":1,"localBundle":{"contentDigest":"${"a".repeat(64)}","sequence":"-1"}}`],
-  ])("refuses to start on a snapshot that is %s", async (_name, content) => {
+    ["a malformed sequence", `{"version":1,"localBundle":{"contentDigest":"${hex("a")}","sequence":"-1"}}`],
+    ["relationships that are a list", `{"version":1,"relationships":[]}`],
+    ["a relationship keyed by no trust domain", relationship('{"history":[],"fence":1}', "Not A Domain")],
+    ["a relationship without a fence", relationship('{"history":[]}')],
+    ["a negative fence", relationship('{"history":[],"fence":-1}')],
+    ["a relationship without history", relationship('{"fence":1}')],
+    [
+      "a bundle without JSON",
+      relationship(`{"history":[],"fence":1,"bundle":{"digest":"${hex("b")}","acceptedAt":1}}`),
+    ],
+    [
+      "a bundle with a rounded sequence",
+      relationship(`{"history":[],"fence":1,"bundle":${bundle(',"sequence":1e19')}}`),
+    ],
+    [
+      "a bundle sequence past 2^64-1",
+      relationship(`{"history":[],"fence":1,"bundle":${bundle(',"sequence":"18446744073709551616"')}}`),
+    ],
+    [
+      "a fractional refresh hint",
+      relationship(`{"history":[],"fence":1,"bundle":${bundle(',"refreshHintSeconds":1.5')}}`),
+    ],
+    ["a status without its failure count", relationship('{"history":[],"fence":1,"status":{"lastAttemptAt":1}}')],
+    [
+      "a status time that is text",
+      relationship('{"history":[],"fence":1,"status":{"consecutiveFailures":0,"lastAttemptAt":"1"}}'),
+    ],
+    [
+      "a quarantine without reasons",
+      relationship(`{"history":[],"fence":1,"quarantine":{"json":"{}","digest":"${hex("c")}","quarantinedAt":1}}`),
+    ],
+    [
+      "a history entry without lists",
+      relationship(`{"history":[{"at":1,"digest":"${hex("d")}","event":"accepted"}],"fence":1}`),
+    ],
+  ])("refuses to start on a snapshot with %s", async (_name, content) => {
     const file = await tempFile();
     const first = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger() });
     await first.assignLocalSequence("a".repeat(64));
@@ -47,5 +147,28 @@ describe("embedded store snapshot", () => {
     });
     // The bad file is left for a person to look at, not overwritten.
     expect(await readFile(file, "utf8")).toBe(content);
+  });
+
+  it("starts from a well-formed snapshot written by hand", async () => {
+    const file = join(await mkdtemp(join(tmpdir(), "bg-store-")), "state.json");
+    await writeFile(
+      file,
+      relationship(
+        `{"history":[{"at":5,"digest":"${hex("d")}","event":"accepted","reasons":[],"added":["x"],"removed":[]}],` +
+          `"fence":4,"bundle":${bundle(',"sequence":"18446744073709551615","refreshHintSeconds":60')},` +
+          `"status":{"consecutiveFailures":2,"lastResult":"ERR_X"}}`,
+      ),
+    );
+    const store = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger() });
+    expect(await store.getBundle(partner)).toEqual({
+      json: "{}",
+      digest: hex("b"),
+      sequence: "18446744073709551615",
+      refreshHintSeconds: 60,
+      acceptedAt: 1,
+    });
+    expect(await store.getStatus(partner)).toEqual({ consecutiveFailures: 2, lastResult: "ERR_X" });
+    expect(await store.getHistory(partner, 5)).toHaveLength(1);
+    expect((await store.acquireLease(partner, "a", 1000))!.fence).toBe(5);
   });
 });

@@ -23,13 +23,26 @@ export function createRedisClient(options: RedisConnectionOptions): Redis {
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
   });
+  return logConnectionState(client, options.logger, "commands");
+}
+
+/**
+ * A second connection with the same settings for pub/sub: a subscribed connection can run no other
+ * command. ioredis subscribes it again to its channels after every reconnect (autoResubscribe).
+ */
+export function createSubscriberClient(client: Redis, logger: Logger): Redis {
+  return logConnectionState(client.duplicate({ autoResubscribe: true }), logger, "events");
+}
+
+/** One line when a connection goes down and one when it is back, not one per retry. */
+function logConnectionState(client: Redis, logger: Logger, role: string): Redis {
   let down = false;
   client.on("error", (error: Error) => {
-    if (!down) options.logger.warn({ code: "ERR_STORE_UNAVAILABLE", err: error.message }, "redis connection error");
+    if (!down) logger.warn({ code: "ERR_STORE_UNAVAILABLE", err: error.message, role }, "redis connection error");
     down = true;
   });
   client.on("ready", () => {
-    if (down) options.logger.info("redis connection restored");
+    if (down) logger.info({ role }, "redis connection restored");
     down = false;
   });
   return client;

@@ -8,11 +8,32 @@ import type { TrustDomain } from "../../spiffe/id.js";
 export interface RedisKeys {
   /** This domain's own bundle: the digest and sequence its content was given. */
   localBundleState(ownTrustDomain: TrustDomain): string;
+  /** Hash: json, digest, sequence, refresh_hint, accepted_at. */
+  bundle(trustDomain: TrustDomain): string;
+  /** Hash of the RelationshipStatus fields, snake_case. */
+  status(trustDomain: TrustDomain): string;
+  /** Hash: json, digest, sequence, refresh_hint, reasons, added, removed (JSON arrays), quarantined_at. */
+  quarantine(trustDomain: TrustDomain): string;
+  /** List of JSON HistoryEntry values, newest first, trimmed to the history limit. */
+  history(trustDomain: TrustDomain): string;
+  /** String: the holder's lease token, with the lease's TTL. */
+  lease(trustDomain: TrustDomain): string;
+  /** Integer: the newest fence given out or written with; outlives the lease and the relationship. */
+  fence(trustDomain: TrustDomain): string;
+  /** Pub/sub channel of BundleChangeEvent JSON (a channel, not a key: it belongs to no slot). */
+  readonly events: string;
 }
 
 export function createRedisKeys(prefix: string): RedisKeys {
   const domain = (trustDomain: TrustDomain) => `${prefix}:{${trustDomain}}`;
   return {
     localBundleState: (ownTrustDomain) => `${domain(ownTrustDomain)}:local`,
+    bundle: (trustDomain) => `${domain(trustDomain)}:bundle`,
+    status: (trustDomain) => `${domain(trustDomain)}:status`,
+    quarantine: (trustDomain) => `${domain(trustDomain)}:quarantine`,
+    history: (trustDomain) => `${domain(trustDomain)}:history`,
+    lease: (trustDomain) => `${domain(trustDomain)}:lease`,
+    fence: (trustDomain) => `${domain(trustDomain)}:fence`,
+    events: `${prefix}:events`,
   };
 }

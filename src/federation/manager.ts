@@ -1,0 +1,357 @@
+/**
+ * The sync engine: one timer per relationship, and a lease per refresh so that any number of replicas
+ * poll each relationship once per interval.
+ *
+ * A refresh runs only under the relationship's lease, and only when the stored `nextRefreshAt` is due,
+ * re-read after the lease is taken; so replicas that wake at the same moment fetch once between them.
+ * The lease is held for one refresh (renewed while it runs) and released after the outcome is written,
+ * so a replica that dies is simply absent at the next due time, and one that dies mid-fetch loses its
+ * lease within one lease period. The fencing token keeps a paused former holder from writing over newer state.
+ *
+ * When the store is unreachable, the engine keeps polling every relationship, keeps deciding against the
+ * in-memory last-known-good, serves from memory, and writes the newest outcome of each relationship
+ * once the store answers again (restoring bundles a restarted, empty Redis has lost).
+ */
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../clock.js";
+import type { FederationConfig } from "../config/types.js";
+import { isBundlegateError } from "../errors.js";
+import type { Logger } from "../logging.js";
+import type { TrustDomain } from "../spiffe/id.js";
+import type { BundleChangeEvent, FederationStore, Lease, RelationshipStatus } from "../store/federation-state.js";
+import type { BundleCache } from "./bundle-cache.js";
+import type { RelationshipRegistry } from "./registry.js";
+import { type PendingCommit, type RefreshOutcome, refreshRelationship, type UpdaterDependencies } from "./updater.js";
+
+export interface SyncEngineOptions extends Omit<UpdaterDependencies, "random" | "logger"> {
+  readonly registry: RelationshipRegistry;
+  readonly store: FederationStore & { health(): Promise<{ ok: boolean }> };
+  readonly cache: BundleCache;
+  readonly federation: FederationConfig;
+  readonly logger: Logger;
+  readonly random?: () => number;
+  /** Most refreshes in flight at once (TLS handshakes are CPU). */
+  readonly concurrency?: number;
+  /** How often a degraded engine checks whether the store is back. */
+  readonly storeRetryMs?: number;
+}
+
+export interface EngineRelationshipView {
+  readonly status?: RelationshipStatus;
+  /** True while this replica runs a refresh of it. */
+  readonly refreshing: boolean;
+  /** An outcome waiting for the store to come back. */
+  readonly pendingWrite: boolean;
+}
+
+export interface SyncEngine {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Refreshes now (under the lease), whatever the schedule says; resolves with the outcome. */
+  refreshNow(trustDomain: TrustDomain): Promise<RefreshOutcome | undefined>;
+  view(trustDomain: TrustDomain): EngineRelationshipView;
+  /** True while the store cannot be reached and outcomes wait in memory. */
+  degraded(): boolean;
+  /** Leases this replica holds right now. */
+  leasesHeld(): number;
+}
+
+interface Loop {
+  timer?: NodeJS.Timeout | undefined;
+  refreshing?: Promise<RefreshOutcome | undefined> | undefined;
+  status?: RelationshipStatus | undefined;
+  lastFence: number;
+  pending?: PendingCommit | undefined;
+}
+
+export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
+  const replicaId = options.replicaId || randomBytes(6).toString("hex");
+  const logger = options.logger.child({ component: "sync", replica: replicaId });
+  const random = options.random ?? Math.random;
+  const { store, cache, registry, clock } = options;
+  const leaseMs = options.federation.leaseMs;
+  const loops = new Map<TrustDomain, Loop>();
+  const limiter = createLimiter(options.concurrency ?? 32);
+  let running = false;
+  let storeDown = false;
+  let storeTimer: NodeJS.Timeout | undefined;
+  let held = 0;
+  const unsubscribes: Array<() => void> = [];
+
+  const updaterDeps = (trustDomain: TrustDomain): UpdaterDependencies => ({
+    ...options,
+    replicaId,
+    random,
+    logger: logger.child({ trust_domain: trustDomain }),
+  });
+
+  const schedule = (trustDomain: TrustDomain, delayMs: number) => {
+    const loop = loops.get(trustDomain);
+    if (!loop || !running) return;
+    clearTimeout(loop.timer);
+    loop.timer = setTimeout(() => void tick(trustDomain, false), Math.max(0, delayMs));
+    loop.timer.unref?.();
+  };
+
+  const markStoreDown = (error: unknown) => {
+    if (!storeDown) {
+      logger.error(
+        { code: isBundlegateError(error) ? error.code : "ERR_STORE_UNAVAILABLE" },
+        "store unreachable: polling continues, outcomes are kept in memory",
+      );
+    }
+    storeDown = true;
+    if (!storeTimer && running) {
+      storeTimer = setTimeout(() => void checkStore(), options.storeRetryMs ?? 1000);
+      storeTimer.unref?.();
+    }
+  };
+
+  const checkStore = async () => {
+    storeTimer = undefined;
+    if (!running) return;
+    const health = await store.health().catch(() => ({ ok: false }));
+    if (!health.ok) return markStoreDown(undefined);
+    storeDown = false;
+    logger.info("store reachable again: writing the outcomes kept in memory");
+    await flushPending();
+  };
+
+  /** Writes what waited for the store, and restores bundles the store lost (a restarted Redis without persistence). */
+  const flushPending = async () => {
+    for (const [trustDomain, loop] of loops) {
+      try {
+        const stored = await store.getBundle(trustDomain);
+        const cached = cache.get(trustDomain);
+        const pending = loop.pending;
+        if (pending) {
+          const outcome =
+            pending.outcome.kind === "accepted" && stored?.digest !== pending.outcome.previousDigest
+              ? { ...pending.outcome, previousDigest: stored?.digest ?? "" }
+              : pending.outcome;
+          const result = await store.commitFetch(trustDomain, pending.fence, outcome, pending.status, {
+            historyLimit: options.federation.historyLimit,
+            origin: replicaId,
+          });
+          loop.pending = undefined;
+          if (!result.ok)
+            logger.warn({ trust_domain: trustDomain, reason: result.reason }, "kept outcome was superseded");
+        } else if (stored && stored.digest !== cached?.stored.digest) {
+          // Changes other replicas made while this one could not hear their events.
+          cache.put(trustDomain, stored);
+        } else if (cached && !stored) {
+          await store.commitFetch(
+            trustDomain,
+            loop.lastFence,
+            {
+              kind: "accepted",
+              previousDigest: "",
+              bundle: cached.stored,
+              history: { digest: cached.stored.digest, event: "restored", reasons: [], added: [], removed: [] },
+            },
+            {
+              at: clock.now().getTime(),
+              success: true,
+              result: "restored",
+              nextRefreshAt: loop.status?.nextRefreshAt ?? clock.now().getTime(),
+            },
+            { historyLimit: options.federation.historyLimit, origin: replicaId },
+          );
+          logger.info({ trust_domain: trustDomain }, "bundle restored to the store from memory");
+        }
+      } catch (error) {
+        markStoreDown(error);
+        return;
+      }
+    }
+  };
+
+  const tick = (trustDomain: TrustDomain, force: boolean): Promise<RefreshOutcome | undefined> => {
+    const loop = loops.get(trustDomain);
+    if (!loop || !running) return Promise.resolve(undefined);
+    if (loop.refreshing) return loop.refreshing;
+    loop.refreshing = limiter(() => runTick(trustDomain, loop, force)).finally(() => {
+      loop.refreshing = undefined;
+    });
+    return loop.refreshing;
+  };
+
+  const runTick = async (trustDomain: TrustDomain, loop: Loop, force: boolean): Promise<RefreshOutcome | undefined> => {
+    const relationship = registry.get(trustDomain);
+    if (!relationship || !running) return undefined;
+    const now = clock.now().getTime();
+
+    let lease: Lease | undefined;
+    if (!storeDown) {
+      try {
+        lease = await store.acquireLease(trustDomain, replicaId, leaseMs);
+        if (!lease) {
+          // Another replica is refreshing it (or just did): look again when it is due, or when its lease lapses.
+          const status = await store.getStatus(trustDomain);
+          if (status) loop.status = status;
+          const due = status?.nextRefreshAt ?? 0;
+          schedule(trustDomain, due > now ? due - now : leaseMs / 2 + random() * (leaseMs / 4));
+          return undefined;
+        }
+        held++;
+        loop.lastFence = lease.fence;
+        const status = await store.getStatus(trustDomain);
+        if (status) loop.status = status;
+        if (!force && status?.nextRefreshAt !== undefined && status.nextRefreshAt > now) {
+          await releaseLease(trustDomain, lease);
+          lease = undefined;
+          schedule(trustDomain, status.nextRefreshAt - now);
+          return undefined;
+        }
+      } catch (error) {
+        if (lease) held--;
+        lease = undefined;
+        markStoreDown(error);
+      }
+    }
+
+    // Renewed while the refresh runs: a fetch may take longer than a lease period.
+    const renewer = lease
+      ? setInterval(() => {
+          if (lease) void store.renewLease(trustDomain, lease, leaseMs).catch(() => undefined);
+        }, leaseMs / 3)
+      : undefined;
+    renewer?.unref?.();
+    try {
+      const outcome = await refreshRelationship(
+        relationship,
+        lease?.fence ?? loop.lastFence,
+        loop.status,
+        updaterDeps(trustDomain),
+      );
+      loop.status = outcome.status;
+      if (outcome.pending) {
+        loop.pending = outcome.pending;
+        markStoreDown(undefined);
+      } else {
+        loop.pending = undefined;
+      }
+      if (outcome.commit && !outcome.commit.ok && outcome.commit.reason === "digest_conflict") {
+        const stored = await store.getBundle(trustDomain).catch(() => undefined);
+        if (stored) cache.put(trustDomain, stored);
+      }
+      schedule(trustDomain, outcome.nextRefreshAt - clock.now().getTime());
+      return outcome;
+    } catch (error) {
+      logger.error({ trust_domain: trustDomain, err: (error as Error).message }, "refresh failed unexpectedly");
+      schedule(trustDomain, options.federation.backoffInitialSeconds * 1000);
+      return undefined;
+    } finally {
+      clearInterval(renewer);
+      if (lease) await releaseLease(trustDomain, lease);
+    }
+  };
+
+  const releaseLease = async (trustDomain: TrustDomain, lease: Lease) => {
+    held--;
+    await store.releaseLease(trustDomain, lease).catch(() => undefined);
+  };
+
+  const onStoreEvent = (event: BundleChangeEvent) => {
+    if (event.kind === "removed") {
+      cache.delete(event.trustDomain);
+      return;
+    }
+    // Own events too: a quarantine accepted or a sequence reset through this replica's API must reach its
+    // cache; for its own fetches the put is a no-op (same digest and sequence).
+    if (event.kind === "bundle") {
+      void store
+        .getBundle(event.trustDomain)
+        .then((stored) => {
+          if (stored) cache.put(event.trustDomain, stored);
+        })
+        .catch((error: unknown) => markStoreDown(error));
+    }
+  };
+
+  const sync = () => {
+    const wanted = new Set(registry.list().map((relationship) => relationship.trustDomain));
+    for (const [trustDomain, loop] of loops) {
+      if (!wanted.has(trustDomain)) {
+        clearTimeout(loop.timer);
+        loops.delete(trustDomain);
+      }
+    }
+    for (const trustDomain of wanted) {
+      if (loops.has(trustDomain)) continue;
+      loops.set(trustDomain, { lastFence: 0 });
+      void startLoop(trustDomain);
+    }
+  };
+
+  /** Loads what the store knows, then waits until the relationship is due (a new one is due at once, spread out). */
+  const startLoop = async (trustDomain: TrustDomain) => {
+    const loop = loops.get(trustDomain);
+    if (!loop) return;
+    let due = 0;
+    try {
+      const [stored, status] = await Promise.all([store.getBundle(trustDomain), store.getStatus(trustDomain)]);
+      if (stored) cache.put(trustDomain, stored);
+      if (status) loop.status = status;
+      due = status?.nextRefreshAt ?? 0;
+    } catch (error) {
+      markStoreDown(error);
+    }
+    const now = clock.now().getTime();
+    const spread = random() * Math.min(5000, leaseMs);
+    schedule(trustDomain, (due > now ? due - now : 0) + spread);
+  };
+
+  return {
+    async start() {
+      running = true;
+      unsubscribes.push(store.subscribe(onStoreEvent));
+      unsubscribes.push(registry.subscribe(sync));
+      sync();
+      logger.info({ relationships: loops.size }, "sync engine started");
+    },
+    async stop() {
+      running = false;
+      clearTimeout(storeTimer);
+      for (const unsubscribe of unsubscribes.splice(0)) unsubscribe();
+      const inFlight: Promise<unknown>[] = [];
+      for (const loop of loops.values()) {
+        clearTimeout(loop.timer);
+        if (loop.refreshing) inFlight.push(loop.refreshing.catch(() => undefined));
+      }
+      await Promise.all(inFlight);
+      loops.clear();
+    },
+    refreshNow: (trustDomain) => tick(trustDomain, true),
+    view(trustDomain) {
+      const loop = loops.get(trustDomain);
+      return {
+        ...(loop?.status ? { status: loop.status } : {}),
+        refreshing: loop?.refreshing !== undefined,
+        pendingWrite: loop?.pending !== undefined,
+      };
+    },
+    degraded: () => storeDown,
+    leasesHeld: () => held,
+  };
+}
+
+/** At most `limit` tasks at once, the rest queued in order. */
+function createLimiter(limit: number) {
+  let active = 0;
+  const queue: Array<() => void> = [];
+  return <T>(task: () => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const run = () => {
+        active++;
+        task()
+          .then(resolve, reject)
+          .finally(() => {
+            active--;
+            queue.shift()?.();
+          });
+      };
+      if (active < limit) run();
+      else queue.push(run);
+    });
+}
