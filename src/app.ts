@@ -113,59 +113,56 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
       },
     };
 
-    const web = config.endpoint.httpsWeb;
-    if (web) {
+    /** One profile: its watched certificate pair, checked as the profile requires, and its listener. */
+    const startProfile = async (
+      profile: EndpointProfile,
+      listen: ListenConfig,
+      files: { certFile: string; keyFile: string },
+      check: (creds: TlsCredentials, now: Date) => void,
+      revalidate?: Watched<unknown>,
+    ): Promise<ListenAddress> => {
       const source = await createFileCredentialSource({
-        certFile: web.certFile,
-        keyFile: web.keyFile,
-        check: (creds, now) => checkWebCredentials(creds, { now }),
+        ...files,
+        check,
         clock,
         pollIntervalMs: config.filePollIntervalMs,
-        logger: logger.child({ component: "tls", profile: "https_web" }),
-        onReload: onCredentialReload("https_web"),
+        logger: logger.child({ component: "tls", profile }),
+        onReload: onCredentialReload(profile),
+        ...(revalidate ? { revalidate } : {}),
       });
       stops.push(() => source.close());
-      credentials.https_web = source;
-      metrics.observeServingCertificate("https_web", source);
+      credentials[profile] = source;
+      metrics.observeServingCertificate(profile, source);
       const endpoint = createBundleEndpoint({
         ...endpointShared,
-        profile: "https_web",
-        listen: web.listen,
+        profile,
+        listen,
         credentials: source,
         logger,
         onTlsReload,
       });
-      addresses.httpsWeb = await endpoint.start();
+      const address = await endpoint.start();
       stops.push(() => endpoint.close());
-    }
+      return address;
+    };
 
+    const web = config.endpoint.httpsWeb;
+    if (web) {
+      addresses.httpsWeb = await startProfile("https_web", web.listen, web, (creds, now) =>
+        checkWebCredentials(creds, { now }),
+      );
+    }
     const spiffe = config.endpoint.httpsSpiffe;
     if (spiffe) {
       const endpointSpiffeId = parseSpiffeId(spiffe.endpointSpiffeId).uri;
-      const source = await createFileCredentialSource({
-        certFile: spiffe.svidFile,
-        keyFile: spiffe.svidKeyFile,
-        check: (creds, now) =>
-          checkSvidCredentials(creds, { now, endpointSpiffeId, bundle: localBundle.current().bundle }),
-        clock,
-        pollIntervalMs: config.filePollIntervalMs,
-        logger: logger.child({ component: "tls", profile: "https_spiffe" }),
-        onReload: onCredentialReload("https_spiffe"),
-        revalidate: localBundle,
-      });
-      stops.push(() => source.close());
-      credentials.https_spiffe = source;
-      metrics.observeServingCertificate("https_spiffe", source);
-      const endpoint = createBundleEndpoint({
-        ...endpointShared,
-        profile: "https_spiffe",
-        listen: spiffe.listen,
-        credentials: source,
-        logger,
-        onTlsReload,
-      });
-      addresses.httpsSpiffe = await endpoint.start();
-      stops.push(() => endpoint.close());
+      addresses.httpsSpiffe = await startProfile(
+        "https_spiffe",
+        spiffe.listen,
+        { certFile: spiffe.svidFile, keyFile: spiffe.svidKeyFile },
+        // The SVID must chain to the bundle this domain publishes, and is re-checked whenever that changes.
+        (creds, now) => checkSvidCredentials(creds, { now, endpointSpiffeId, bundle: localBundle.current().bundle }),
+        localBundle,
+      );
     }
 
     const cache = createBundleCache();

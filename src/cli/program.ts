@@ -5,6 +5,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { bundleInspect } from "./commands/bundle-inspect.js";
 import { dev } from "./commands/dev.js";
+import { type ProbeOptions, probe } from "./commands/probe.js";
 import { serve } from "./commands/serve.js";
 import { validateConfig } from "./commands/validate-config.js";
 import { CliExit, type CliIo, EXIT_OK, EXIT_USAGE } from "./io.js";
@@ -16,6 +17,19 @@ function parsePort(value: string): number {
     throw new InvalidArgumentError("must be a port number, 0 to 65535");
   }
   return port;
+}
+
+function collect(value: string, previous: readonly string[]): string[] {
+  return [...previous, value];
+}
+
+function parseTimeout(value: string): number {
+  const ms = Number(value);
+  // setTimeout fires at once past 2^31-1 ms, which would turn a long timeout into none.
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(ms) || ms < 1 || ms > 2_147_483_647) {
+    throw new InvalidArgumentError("must be a whole number of milliseconds, 1 to 2147483647");
+  }
+  return ms;
 }
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -80,6 +94,32 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     )
     .action(async (options: Parameters<typeof dev>[0]) => {
       exitCode = await dev(options, io);
+    });
+
+  program
+    .command("probe")
+    .description("fetch a partner's bundle endpoint once with every check and report what was learnt")
+    .argument("<url>", "the bundle endpoint URL (https)")
+    .requiredOption("--trust-domain <name>", "the trust domain whose bundle the endpoint serves")
+    .addOption(
+      new Option("--profile <profile>", "bundle endpoint profile")
+        .choices(["https_web", "https_spiffe"])
+        .makeOptionMandatory(),
+    )
+    .option("--endpoint-id <spiffe-id>", "https_spiffe: the SPIFFE ID the endpoint's X509-SVID must carry")
+    .option("--bundle <file>", "https_spiffe: bundle (SPIFFE JSON or PEM) the endpoint's X509-SVID must chain to")
+    .option("--ca <file>", "https_web: PEM CA certificates to trust instead of the system roots")
+    .option("--previous <file>", "previous bundle (SPIFFE JSON or PEM) to decide against; default: a first bundle")
+    .option("--proxy <url>", "proxy URL, or 'direct'; default: HTTPS_PROXY and NO_PROXY")
+    .option("--allow-cidr <cidr>", "let the fetch reach this special-purpose range (repeatable)", collect, [])
+    .option("--timeout-ms <ms>", "timeout of the whole fetch (default 30000)", parseTimeout)
+    .option("--json", "print the report as JSON", false)
+    .addHelpText(
+      "after",
+      "\nExit status: 0 fetched, a usable bundle, decision not reject; 1 the probe failed, the bundle is unusable or rejected; 2 usage error.",
+    )
+    .action(async (url: string, options: ProbeOptions) => {
+      exitCode = await probe(url, options, io);
     });
 
   program

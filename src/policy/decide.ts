@@ -152,8 +152,11 @@ export function decideBundle(input: DecideBundleInput): Decision {
   // An empty (revoked) last-known-good counts too: revoking everything is accepted at once, so if new
   // keys after it were accepted at once as well, serving an empty bundle would open a path to replacing
   // a partner's keys with no person involved. Only a first bundle ever is taken without continuity.
-  const replacing = lastKnownGood !== undefined && candidateCount > 0;
-  if (replacing && diff.unchangedCount === 0) {
+  // Continuity is judged against the authorities that still vouch for the partner: an expired one in
+  // common proves nothing, or a bundle of one expired attacker certificate (accepted at once, it only
+  // removes trust) would make the attacker's next, valid keys look like an ordinary rotation.
+  const replacing = lastKnownGood !== undefined && added.length > 0;
+  if (replacing && diffBundles(vouching(lastKnownGood, input.now), candidate).unchangedCount === 0) {
     add(
       policy.fullReplacement,
       "FULL_REPLACEMENT",
@@ -225,7 +228,8 @@ function sharedAuthorities(
   if (added.length === 0) return { own, other };
   const known = new Set<string>();
   if (lastKnownGood !== undefined) {
-    for (const authority of [...lastKnownGood.x509Authorities, ...lastKnownGood.jwtAuthorities.values()]) {
+    const stillValid = vouching(lastKnownGood, input.now);
+    for (const authority of [...stillValid.x509Authorities, ...stillValid.jwtAuthorities.values()]) {
       for (const id of authorityIdentities(authority)) known.add(id);
     }
   }
@@ -261,6 +265,22 @@ function describeAuthorities(authorities: readonly Authority[]): Record<string, 
 }
 
 /** Milliseconds; undefined when any certificate's expiry cannot be read, so an unreadable one never counts as expired. */
+/** The last-known-good without its expired X.509 authorities (JWT keys carry no expiry in a bundle). */
+function vouching(bundle: TrustBundle, now: Date): TrustBundle {
+  const x509Authorities = bundle.x509Authorities.filter((authority) => !(notAfterOf(authority) < now.getTime()));
+  if (x509Authorities.length === bundle.x509Authorities.length) return bundle;
+  return createTrustBundle({ x509Authorities, jwtAuthorities: bundle.jwtAuthorities.values() });
+}
+
+/** NaN when the expiry cannot be read, which never compares as expired. */
+function notAfterOf(authority: X509Authority): number {
+  try {
+    return Date.parse(new X509Certificate(authority.der).validTo);
+  } catch {
+    return Number.NaN;
+  }
+}
+
 function latestNotAfter(authorities: readonly X509Authority[]): number | undefined {
   let latest = Number.NEGATIVE_INFINITY;
   for (const authority of authorities) {

@@ -324,6 +324,20 @@ const cases: Record<string, Case> = {
     kind: "accept_alert",
     codes: ["EMPTY_BUNDLE", "METADATA_CHANGED"],
   },
+  // The two-step path around the replacement rule: an expired certificate is accepted at once (it only
+  // removes trust), and must not then vouch for valid keys added beside it.
+  "step 1 of a replacement via an expired certificate: accepted, it only removes trust": {
+    lkg: next(["pA"], 10n),
+    candidate: next(["pExp1"], 11n),
+    kind: "accept_alert",
+    codes: ["ALL_AUTHORITIES_EXPIRED", "FULL_REPLACEMENT", "AUTHORITIES_ADDED", "AUTHORITIES_REMOVED"],
+  },
+  "step 2: valid keys beside the expired certificate are a full replacement": {
+    lkg: next(["pExp1"], 11n),
+    candidate: next(["pExp1", "pB"], 12n),
+    kind: "quarantine",
+    codes: ["FULL_REPLACEMENT", "AUTHORITIES_ADDED"],
+  },
   "all remaining authorities expired": {
     lkg: next(["pA", "pExp1"], 10n),
     candidate: next(["pExp1"]),
