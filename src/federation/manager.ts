@@ -13,7 +13,6 @@
  * once the store answers again (restoring bundles a restarted, empty Redis has lost).
  */
 import { randomBytes } from "node:crypto";
-import type { Clock } from "../clock.js";
 import type { FederationConfig } from "../config/types.js";
 import { isBundlegateError } from "../errors.js";
 import type { Logger } from "../logging.js";
@@ -62,6 +61,8 @@ interface Loop {
   status?: RelationshipStatus | undefined;
   lastFence: number;
   pending?: PendingCommit | undefined;
+  /** Digest of a bundle this replica accepted while the store was unreachable, until the store holds it. */
+  unwritten?: string | undefined;
 }
 
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
@@ -121,8 +122,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const flushPending = async () => {
     for (const [trustDomain, loop] of loops) {
       try {
-        const stored = await store.getBundle(trustDomain);
-        const cached = cache.get(trustDomain);
+        let stored = await store.getBundle(trustDomain);
         const pending = loop.pending;
         if (pending) {
           const outcome =
@@ -136,16 +136,22 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
           loop.pending = undefined;
           if (!result.ok)
             logger.warn({ trust_domain: trustDomain, reason: result.reason }, "kept outcome was superseded");
-        } else if (stored && stored.digest !== cached?.stored.digest) {
-          // Changes other replicas made while this one could not hear their events.
-          cache.put(trustDomain, stored);
-        } else if (cached && !stored) {
-          await store.commitFetch(
+          stored = await store.getBundle(trustDomain);
+        }
+        // The kept outcome is only the latest one: a bundle accepted during the outage and followed by an
+        // "unchanged" poll is in memory only, and a restarted store may have lost the bundle altogether.
+        const cached = cache.get(trustDomain);
+        const restore =
+          cached !== undefined &&
+          (stored === undefined || (loop.unwritten === cached.stored.digest && stored.digest !== cached.stored.digest));
+        let restored = false;
+        if (restore) {
+          const result = await store.commitFetch(
             trustDomain,
             loop.lastFence,
             {
               kind: "accepted",
-              previousDigest: "",
+              previousDigest: stored?.digest ?? "",
               bundle: cached.stored,
               history: { digest: cached.stored.digest, event: "restored", reasons: [], added: [], removed: [] },
             },
@@ -157,7 +163,16 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
             },
             { historyLimit: options.federation.historyLimit, origin: replicaId },
           );
-          logger.info({ trust_domain: trustDomain }, "bundle restored to the store from memory");
+          restored = result.ok;
+          if (restored) logger.info({ trust_domain: trustDomain }, "bundle restored to the store from memory");
+          else stored = await store.getBundle(trustDomain);
+        }
+        if (restored || stored?.digest === cached?.stored.digest) {
+          loop.unwritten = undefined;
+        } else if (stored) {
+          // Changes other replicas made while this one could not hear their events (or wrote with a newer lease).
+          loop.unwritten = undefined;
+          cache.put(trustDomain, stored);
         }
       } catch (error) {
         markStoreDown(error);
@@ -217,6 +232,9 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         }, leaseMs / 3)
       : undefined;
     renewer?.unref?.();
+    // When to look again (ms since the epoch), scheduled only once the lease is released: a timer set
+    // before that can fire while this refresh still runs, find it running, and be dropped for good.
+    let nextAt: number | undefined;
     try {
       const outcome = await refreshRelationship(
         relationship,
@@ -226,6 +244,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       );
       loop.status = outcome.status;
       if (outcome.pending) {
+        if (outcome.pending.outcome.kind === "accepted") loop.unwritten = outcome.pending.outcome.bundle.digest;
         loop.pending = outcome.pending;
         markStoreDown(undefined);
       } else {
@@ -235,15 +254,16 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         const stored = await store.getBundle(trustDomain).catch(() => undefined);
         if (stored) cache.put(trustDomain, stored);
       }
-      schedule(trustDomain, outcome.nextRefreshAt - clock.now().getTime());
+      nextAt = outcome.nextRefreshAt;
       return outcome;
     } catch (error) {
       logger.error({ trust_domain: trustDomain, err: (error as Error).message }, "refresh failed unexpectedly");
-      schedule(trustDomain, options.federation.backoffInitialSeconds * 1000);
+      nextAt = clock.now().getTime() + options.federation.backoffInitialSeconds * 1000;
       return undefined;
     } finally {
       clearInterval(renewer);
       if (lease) await releaseLease(trustDomain, lease);
+      if (nextAt !== undefined) schedule(trustDomain, nextAt - clock.now().getTime());
     }
   };
 
@@ -328,7 +348,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       return {
         ...(loop?.status ? { status: loop.status } : {}),
         refreshing: loop?.refreshing !== undefined,
-        pendingWrite: loop?.pending !== undefined,
+        pendingWrite: loop?.pending !== undefined || loop?.unwritten !== undefined,
       };
     },
     degraded: () => storeDown,

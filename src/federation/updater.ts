@@ -252,8 +252,10 @@ function outcomeOf(
     case "accept_alert": {
       const json = serializeSpiffeBundle(candidate);
       const digest = bundleDigest(candidate);
+      // The history speaks the store's vocabulary ("accepted", "accept_alert"), as the status result does.
+      const result = decision.kind === "accept" ? "accepted" : "accept_alert";
       return {
-        result: decision.kind === "accept" ? "accepted" : "accept_alert",
+        result,
         success: true,
         outcome: {
           kind: "accepted",
@@ -266,7 +268,7 @@ function outcomeOf(
           },
           history: {
             digest,
-            event: decision.kind,
+            event: result,
             reasons,
             ...(candidate.sequence === undefined ? {} : { sequence: candidate.sequence.toString() }),
             ...diffNames(decision.diff),
