@@ -20,11 +20,21 @@ export interface BundleCacheChange {
   readonly current: CachedBundle | undefined;
 }
 
+export interface PutOptions {
+  /** The bundle already parsed (saves reading the JSON again). */
+  readonly bundle?: TrustBundle;
+  readonly force?: boolean;
+}
+
 export interface BundleCache {
   get(trustDomain: TrustDomain): CachedBundle | undefined;
   entries(): IterableIterator<CachedBundle>;
-  /** Replaces the entry when the digest differs; returns whether it did. */
-  put(trustDomain: TrustDomain, stored: StoredBundle): boolean;
+  /**
+   * Replaces the entry when the content (digest or stored sequence) differs and it is not older than
+   * the cached one (a late store read must not undo a newer bundle); `force` skips the age check, for
+   * putting back what the store holds after it refused this replica's write. Returns whether it replaced.
+   */
+  put(trustDomain: TrustDomain, stored: StoredBundle, options?: PutOptions): boolean;
   delete(trustDomain: TrustDomain): boolean;
   subscribe(listener: (change: BundleCacheChange) => void): () => void;
   readonly size: number;
@@ -43,14 +53,18 @@ export function createBundleCache(): BundleCache {
     get size() {
       return entries.size;
     },
-    put(trustDomain, stored) {
+    put(trustDomain, stored, options = {}) {
       const existing = entries.get(trustDomain);
       if (existing && existing.stored.digest === stored.digest && existing.stored.sequence === stored.sequence) {
         return false;
       }
-      // What the store holds was written by bundlegate's own codec, so it parses without warnings; a
-      // sequence reset is carried by the stored field, which wins over the number inside the JSON.
-      const parsed = parseSpiffeBundle(stored.json).bundle;
+      if (existing && !options.force && stored.acceptedAt < existing.stored.acceptedAt) return false;
+      // What the store holds was written by bundlegate's own codec under the configured caps, so it is
+      // read without caps (the defaults would refuse a partner allowed a larger bundle); a sequence reset
+      // is carried by the stored field, which wins over the number inside the JSON.
+      const parsed =
+        options.bundle ??
+        parseSpiffeBundle(stored.json, { maxBytes: Number.MAX_SAFE_INTEGER, maxKeys: Number.MAX_SAFE_INTEGER }).bundle;
       const bundle = stored.sequence === undefined ? withMetadata(parsed, { sequence: undefined }) : parsed;
       const entry: CachedBundle = { trustDomain, stored, bundle };
       entries.set(trustDomain, entry);

@@ -20,7 +20,13 @@ import type { TrustDomain } from "../spiffe/id.js";
 import type { BundleChangeEvent, FederationStore, Lease, RelationshipStatus } from "../store/federation-state.js";
 import type { BundleCache } from "./bundle-cache.js";
 import type { RelationshipRegistry } from "./registry.js";
-import { type PendingCommit, type RefreshOutcome, refreshRelationship, type UpdaterDependencies } from "./updater.js";
+import {
+  type PendingCommit,
+  type RefreshOutcome,
+  refreshRelationship,
+  type UpdaterDependencies,
+  type Validator,
+} from "./updater.js";
 
 export interface SyncEngineOptions extends Omit<UpdaterDependencies, "random" | "logger"> {
   readonly registry: RelationshipRegistry;
@@ -63,6 +69,8 @@ interface Loop {
   pending?: PendingCommit | undefined;
   /** Digest of a bundle this replica accepted while the store was unreachable, until the store holds it. */
   unwritten?: string | undefined;
+  /** ETag and the content it belongs to, for a conditional next fetch (kept per replica, with its cache). */
+  validator?: Validator | undefined;
 }
 
 export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
@@ -102,20 +110,28 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       );
     }
     storeDown = true;
-    if (!storeTimer && running) {
+    if (!storeTimer && !checking && running) {
       storeTimer = setTimeout(() => void checkStore(), options.storeRetryMs ?? 1000);
       storeTimer.unref?.();
     }
   };
 
+  // One check at a time: two flushes running together would write the same kept outcome twice.
+  let checking = false;
   const checkStore = async () => {
-    storeTimer = undefined;
-    if (!running) return;
-    const health = await store.health().catch(() => ({ ok: false }));
-    if (!health.ok) return markStoreDown(undefined);
-    storeDown = false;
-    logger.info("store reachable again: writing the outcomes kept in memory");
-    await flushPending();
+    if (checking || !running) return;
+    checking = true;
+    try {
+      const health = await store.health().catch(() => ({ ok: false }));
+      if (!health.ok) return;
+      storeDown = false;
+      logger.info("store reachable again: writing the outcomes kept in memory");
+      await flushPending();
+    } finally {
+      checking = false;
+      storeTimer = undefined;
+      if (storeDown && running) markStoreDown(undefined);
+    }
   };
 
   /** Writes what waited for the store, and restores bundles the store lost (a restarted Redis without persistence). */
@@ -184,7 +200,12 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
   const tick = (trustDomain: TrustDomain, force: boolean): Promise<RefreshOutcome | undefined> => {
     const loop = loops.get(trustDomain);
     if (!loop || !running) return Promise.resolve(undefined);
-    if (loop.refreshing) return loop.refreshing;
+    if (loop.refreshing) {
+      if (!force) return loop.refreshing;
+      // The running tick may have found the relationship not due and fetched nothing; a forced
+      // request must still fetch, so it runs once more after that tick.
+      return loop.refreshing.then(() => tick(trustDomain, true));
+    }
     loop.refreshing = limiter(() => runTick(trustDomain, loop, force)).finally(() => {
       loop.refreshing = undefined;
     });
@@ -212,6 +233,13 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         loop.lastFence = lease.fence;
         const status = await store.getStatus(trustDomain);
         if (status) loop.status = status;
+        // A change this replica did not hear of (an event lost while its subscriber reconnected):
+        // decide against what the store holds, not against an older cached bundle.
+        const cached = cache.get(trustDomain);
+        if (status?.lastChangeAt !== undefined && (!cached || status.lastChangeAt > cached.stored.acceptedAt)) {
+          const stored = await store.getBundle(trustDomain);
+          if (stored) cache.put(trustDomain, stored, { force: true });
+        }
         if (!force && status?.nextRefreshAt !== undefined && status.nextRefreshAt > now) {
           await releaseLease(trustDomain, lease);
           lease = undefined;
@@ -241,8 +269,10 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         lease?.fence ?? loop.lastFence,
         loop.status,
         updaterDeps(trustDomain),
+        loop.validator,
       );
       loop.status = outcome.status;
+      loop.validator = outcome.validator;
       if (outcome.pending) {
         if (outcome.pending.outcome.kind === "accepted") loop.unwritten = outcome.pending.outcome.bundle.digest;
         loop.pending = outcome.pending;
@@ -250,9 +280,13 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       } else {
         loop.pending = undefined;
       }
-      if (outcome.commit && !outcome.commit.ok && outcome.commit.reason === "digest_conflict") {
+      if (outcome.commit && !outcome.commit.ok) {
+        // The store refused this write (a newer lease holder, or another bundle under the decision):
+        // the cache took the candidate already, so it goes back to what the store holds.
+        loop.validator = undefined;
         const stored = await store.getBundle(trustDomain).catch(() => undefined);
-        if (stored) cache.put(trustDomain, stored);
+        if (stored) cache.put(trustDomain, stored, { force: true });
+        else cache.delete(trustDomain);
       }
       nextAt = outcome.nextRefreshAt;
       return outcome;

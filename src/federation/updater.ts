@@ -62,6 +62,8 @@ export interface SyncHooks {
 }
 
 export interface RefreshOutcome {
+  /** The validator for the next conditional fetch, when this one left the cache on known content. */
+  readonly validator?: Validator;
   /** "accepted", "accept_alert", "unchanged", "quarantined", "rejected", or the error code of a failure. */
   readonly result: string;
   readonly nextRefreshAt: number;
@@ -82,11 +84,18 @@ export type SyncErrorCode = "ERR_SYNC_ENDPOINT_TRUST_UNKNOWN" | "ERR_SYNC_INTERN
 
 export class SyncError extends BundlegateError<SyncErrorCode> {}
 
+/** An ETag and the digest of the content it was answered with: a 304 means "still that content". */
+export interface Validator {
+  readonly etag: string;
+  readonly digest: string;
+}
+
 export async function refreshRelationship(
   relationship: Relationship,
   fence: number,
   previous: RelationshipStatus | undefined,
   deps: UpdaterDependencies,
+  validator?: Validator,
 ): Promise<RefreshOutcome> {
   const trustDomain = relationship.trustDomain;
   const logger = deps.logger;
@@ -102,6 +111,7 @@ export async function refreshRelationship(
   let fetched: FetchResult | undefined;
   let decision: Decision | undefined;
   let hint = lastKnownGood?.bundle.refreshHintSeconds;
+  let parsedBundle: TrustBundle | undefined;
 
   try {
     fetched = await deps.fetcher.fetch({
@@ -109,19 +119,20 @@ export async function refreshRelationship(
       profile: fetchProfile(relationship, deps),
       ...(relationship.proxy === undefined ? {} : { proxy: relationship.proxy }),
       allowedCidrs: relationship.allowedCidrs,
-      ...(lastKnownGood && previous?.etag ? { ifNoneMatch: previous.etag } : {}),
+      // Conditional only when the ETag was answered with exactly what this replica holds: a 304 then
+      // means "still that", and can never pin a bundle this cache has not got (or no longer has).
+      ...(lastKnownGood && validator?.digest === lastKnownGood.stored.digest ? { ifNoneMatch: validator.etag } : {}),
     });
     if (fetched.kind === "not_modified") {
       result = "unchanged";
       success = true;
-      etag = fetched.etag ?? previous?.etag;
+      etag = fetched.etag ?? validator?.etag;
     } else {
       const candidate = parseSpiffeBundle(fetched.body, {
         maxBytes: deps.federation.maxBundleBytes,
         maxKeys: deps.federation.maxBundleKeys,
       });
       for (const warning of candidate.warnings) logger.warn({ code: warning.code }, warning.message);
-      hint = candidate.bundle.refreshHintSeconds;
       const decided = decideBundle({
         candidate: candidate.bundle,
         ...(lastKnownGood ? { lastKnownGood: lastKnownGood.bundle } : {}),
@@ -137,8 +148,13 @@ export async function refreshRelationship(
       ({ outcome, result, success, errorCode } = outcomeOf(decided, candidate.bundle, lastKnownGood?.stored.digest));
       // The ETag is kept only for content bundlegate now holds: a 304 must never stand for a bundle that
       // was rejected or quarantined, or a partner serving it would look fresh.
-      if (decided.kind === "accept" || decided.kind === "accept_alert" || decided.kind === "unchanged")
+      // The schedule follows only a bundle that is served: a refused one's hint (say 24 h) must not slow
+      // down noticing the partner's real next change.
+      if (decided.kind === "accept" || decided.kind === "accept_alert" || decided.kind === "unchanged") {
         etag = fetched.etag;
+        hint = candidate.bundle.refreshHintSeconds;
+        parsedBundle = candidate.bundle;
+      }
       if (outcome.kind === "quarantined") {
         const held = await deps.store.getQuarantine(trustDomain).catch(() => undefined);
         if (held?.digest === outcome.quarantine.digest) outcome = { kind: "status_only" };
@@ -161,19 +177,24 @@ export async function refreshRelationship(
     now,
   });
   const at = now.getTime();
+  // Counted from the end of the attempt, so a slow failure (a timeout) does not use up its own backoff.
+  const finishedAt = Math.max(at, deps.clock.now().getTime());
   const status: StatusUpdate = {
     at,
     success,
     result,
-    nextRefreshAt: at + delay,
+    nextRefreshAt: finishedAt + delay,
     ...(errorCode === undefined ? {} : { errorCode }),
     ...(etag === undefined ? {} : { etag }),
   };
   const seconds = (performance.now() - started) / 1000;
   deps.hooks?.onFetch?.(trustDomain, result, seconds);
 
-  // Accepted trust is served from memory at once, even when the store cannot be written now.
-  if (outcome.kind === "accepted") deps.cache.put(trustDomain, { ...outcome.bundle, acceptedAt: at });
+  // Accepted trust is served from memory at once, even when the store cannot be written now; if the
+  // store refuses the write (a newer writer), the manager puts back what the store holds.
+  if (outcome.kind === "accepted") {
+    deps.cache.put(trustDomain, { ...outcome.bundle, acceptedAt: at }, parsedBundle ? { bundle: parsedBundle } : {});
+  }
 
   const written = nextStatus(previous, status, outcome, deps.replicaId);
   let commit: CommitResult | undefined;
@@ -194,7 +215,7 @@ export async function refreshRelationship(
 
   logger.info(
     {
-      url: relationship.endpointUrl,
+      url: loggableUrl(relationship.endpointUrl),
       status: fetched ? (fetched.kind === "bundle" ? 200 : 304) : undefined,
       sequence: outcome.kind === "accepted" ? outcome.bundle.sequence : lastKnownGood?.stored.sequence,
       durationMs: Math.round(seconds * 1000),
@@ -204,13 +225,28 @@ export async function refreshRelationship(
     },
     "fetch",
   );
+  const nextValidator =
+    etag !== undefined && (outcome.kind === "accepted" || result === "unchanged")
+      ? { etag, digest: outcome.kind === "accepted" ? outcome.bundle.digest : (lastKnownGood?.stored.digest ?? "") }
+      : undefined;
   return {
     result,
     nextRefreshAt: status.nextRefreshAt,
     status: written,
+    ...(nextValidator ? { validator: nextValidator } : {}),
     ...(pending ? { pending } : {}),
     ...(commit ? { commit } : {}),
   };
+}
+
+/** Origin and path only: query strings can carry signatures (presigned CDN URLs) that must not reach logs. */
+export function loggableUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return "(unparsable url)";
+  }
 }
 
 /** The authorities that verify an https_spiffe endpoint: the latest bundle of the endpoint ID's trust domain. */
