@@ -87,6 +87,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option("--web-port <port>", "https_web port", parsePort, 8443)
     .option("--spiffe-port <port>", "https_spiffe port", parsePort, 8444)
     .option("--internal-port <port>", "health and metrics port", parsePort, 8080)
+    .option("--partner-trust-domain <name>", "the demo partner's trust domain", "partner.dev.bundlegate.test")
+    .option("--partner-port <port>", "the demo partner's https_spiffe port", parsePort, 8445)
     .addOption(
       new Option("--log-level <level>", "log level (logs go to stderr)")
         .choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"])

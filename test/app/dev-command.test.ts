@@ -1,15 +1,17 @@
 /**
  * `bundlegate dev` (what `npm start` runs), in-process: it starts on free ports, prints where the bundle is
- * served, and the curl commands it prints work when run for real, verification included.
+ * served, and the curl commands it prints work when run for real, verification included. It also runs a
+ * demo partner (a second bundlegate) and federates with it: the relationship is fresh right away.
  */
 import { execFile, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DevOptions, dev } from "../../src/cli/commands/dev.js";
 import type { CliIo } from "../../src/cli/io.js";
-import { runCli } from "../../src/cli/program.js";
 import { parseSpiffeBundle } from "../../src/spiffe/codec.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -42,6 +44,83 @@ async function until<T>(what: string, probe: () => T | undefined | Promise<T | u
   }
 }
 
+/** Every port 0: the test never collides with a running demo or another test. */
+function devOptions(dir: string): DevOptions {
+  return {
+    dir,
+    trustDomain: "dev.bundlegate.test",
+    host: "127.0.0.1",
+    webPort: 0,
+    spiffePort: 0,
+    internalPort: 0,
+    partnerTrustDomain: "partner.dev.bundlegate.test",
+    partnerPort: 0,
+    // Logs go to the process's stderr; keep the test output to what matters.
+    logLevel: "warn",
+  };
+}
+
+interface DevRun {
+  readonly io: CliIo;
+  readonly output: { stdout: string; stderr: string };
+  readonly exited: Promise<number>;
+  exitCode(): number | undefined;
+  shutdown(signal: string): void;
+}
+
+/**
+ * Runs the dev command in-process, as `bundlegate dev` would (the command's function is called directly:
+ * the CLI parser only maps flags onto these options), and waits for the printed instructions.
+ */
+async function startDev(options: DevOptions): Promise<DevRun> {
+  const output = { stdout: "", stderr: "" };
+  let requestShutdown: ((signal: string) => void) | undefined;
+  let code: number | undefined;
+  const io: CliIo = {
+    stdout: (text) => {
+      output.stdout += text;
+    },
+    stderr: (text) => {
+      output.stderr += text;
+    },
+    readFile: (path) => readFile(path),
+    readStdin: async () => new Uint8Array(),
+    now: () => new Date(),
+    env: {},
+    waitForShutdown: () =>
+      new Promise((resolve) => {
+        requestShutdown = resolve;
+      }),
+  };
+  const exited = dev(options, io);
+  void exited.then((value) => {
+    code = value;
+  });
+  await until("the printed instructions", () => {
+    if (code !== undefined) throw new Error(`dev exited with ${code} before serving: ${output.stderr}`);
+    return requestShutdown !== undefined && output.stdout.includes("Ctrl-C stops") ? true : undefined;
+  });
+  return {
+    io,
+    output,
+    exited,
+    exitCode: () => code,
+    shutdown: (signal) => requestShutdown?.(signal),
+  };
+}
+
+/** Whether anything accepts TCP connections on 127.0.0.1:port. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 function authoritiesOf(bundleBytes: string | Buffer) {
   const { bundle } = parseSpiffeBundle(bundleBytes);
   return {
@@ -52,66 +131,23 @@ function authoritiesOf(bundleBytes: string | Buffer) {
 
 describe("bundlegate dev", () => {
   let dir: string;
-  let stdout = "";
-  let stderr = "";
-  let requestShutdown: ((signal: string) => void) | undefined;
-  let exited: Promise<number>;
-  let exitCode: number | undefined;
+  let demo: DevRun;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "bundlegate-dev-"));
-    const io: CliIo = {
-      stdout: (text) => {
-        stdout += text;
-      },
-      stderr: (text) => {
-        stderr += text;
-      },
-      readFile: (path) => readFile(path),
-      readStdin: async () => new Uint8Array(),
-      now: () => new Date(),
-      env: {},
-      waitForShutdown: () =>
-        new Promise((resolve) => {
-          requestShutdown = resolve;
-        }),
-    };
-    exited = runCli(
-      [
-        "dev",
-        "--dir",
-        dir,
-        "--web-port",
-        "0",
-        "--spiffe-port",
-        "0",
-        "--internal-port",
-        "0",
-        // Logs go to the process's stderr; keep the test output to what matters.
-        "--log-level",
-        "warn",
-      ],
-      io,
-    );
-    void exited.then((code) => {
-      exitCode = code;
-    });
-    await until("the printed instructions", () => {
-      if (exitCode !== undefined) throw new Error(`dev exited with ${exitCode} before serving: ${stderr}`);
-      return requestShutdown !== undefined && stdout.includes("Ctrl-C stops.") ? true : undefined;
-    });
+    demo = await startDev(devOptions(dir));
   });
 
   afterAll(async () => {
-    if (exitCode === undefined) {
-      requestShutdown?.("SIGTERM");
-      await exited;
+    if (demo && demo.exitCode() === undefined) {
+      demo.shutdown("SIGTERM");
+      await demo.exited;
     }
     await rm(dir, { recursive: true, force: true });
   });
 
   /** The printed instructions, read the way a user reads them. */
-  function printed() {
+  function printed(stdout = demo.output.stdout) {
     const web = /https_web\s+https:\/\/localhost:(\d+)\/\n\s+(curl [^\n]+)/.exec(stdout);
     const spiffe = /https_spiffe\s+https:\/\/localhost:(\d+)\/\s+endpoint SPIFFE ID (\S+)\n\s+(curl [^\n]+)/.exec(
       stdout,
@@ -120,7 +156,13 @@ describe("bundlegate dev", () => {
     const metrics = /metrics\s+(curl http:\/\/[\d.]+:(\d+)\/metrics)/.exec(stdout);
     const inspect = /Inspect what is served: ([^\n]+)/.exec(stdout);
     const edit = /Edit (\S+) and the endpoints serve the change/.exec(stdout);
-    if (!web || !spiffe || !readiness || !metrics || !inspect || !edit) {
+    const partner =
+      /federates with a demo partner, [^\n]* trust domain (\S+) \(sequence (\d+)\)\n\n\s+partner\s+https:\/\/localhost:(\d+)\/\s+endpoint SPIFFE ID (\S+)\n\s+(curl [^\n]+)/.exec(
+        stdout,
+      );
+    const relationship = /relationship\s+(\S+): ([^\n]+)\n\s+(first fetch: [^\n]+)/.exec(stdout);
+    const fetches = /fetches\s+(curl [^\n]+)/.exec(stdout);
+    if (!web || !spiffe || !readiness || !metrics || !inspect || !edit || !partner || !relationship || !fetches) {
       throw new Error(`unexpected instructions:\n${stdout}`);
     }
     return {
@@ -134,18 +176,29 @@ describe("bundlegate dev", () => {
       metricsCurl: metrics[1]!,
       inspect: inspect[1]!,
       bundleFile: edit[1]!,
+      partnerTrustDomain: partner[1]!,
+      partnerSequence: BigInt(partner[2]!),
+      partnerPort: Number(partner[3]!),
+      partnerEndpointSpiffeId: partner[4]!,
+      partnerCurl: partner[5]!,
+      relationshipTrustDomain: relationship[1]!,
+      relationship: relationship[2]!,
+      firstFetch: relationship[3]!,
+      fetchesCommand: fetches[1]!,
     };
   }
 
   it("prints the ports it actually bound, never the :0 it was given", () => {
     const lines = printed();
+    const stdout = demo.output.stdout;
     expect(stdout).toMatch(/serving the bundle of trust domain dev\.bundlegate\.test \(sequence 1\)/);
     expect(lines.endpointSpiffeId).toBe("spiffe://dev.bundlegate.test/bundlegate");
-    for (const port of [lines.webPort, lines.spiffePort, lines.internalPort]) {
+    const ports = [lines.webPort, lines.spiffePort, lines.internalPort, lines.partnerPort];
+    for (const port of ports) {
       expect(port).toBeGreaterThan(0);
       expect(port).toBeLessThan(65_536);
     }
-    expect(new Set([lines.webPort, lines.spiffePort, lines.internalPort]).size).toBe(3);
+    expect(new Set(ports).size).toBe(4);
     expect(stdout).not.toMatch(/:0\//);
     expect(lines.bundleFile).toBe(join(dir, "bundle.json"));
   });
@@ -212,10 +265,82 @@ describe("bundlegate dev", () => {
     expect(parseSpiffeBundle(spiffe.stdout).bundle).toMatchObject({ sequence: 2n, refreshHintSeconds: 60 });
   });
 
-  it("stops with exit status 0 when asked to shut down", async () => {
-    expect(exitCode).toBeUndefined();
-    requestShutdown?.("SIGINT");
-    expect(await exited).toBe(0);
-    expect(stderr).toBe("");
+  it("prints the demo partner and the relationship, fresh from the first fetch", () => {
+    const lines = printed();
+    expect(lines.partnerTrustDomain).toBe("partner.dev.bundlegate.test");
+    expect(lines.partnerSequence).toBe(1n);
+    expect(lines.partnerEndpointSpiffeId).toBe("spiffe://partner.dev.bundlegate.test/bundlegate");
+    expect(lines.relationshipTrustDomain).toBe("partner.dev.bundlegate.test");
+    expect(lines.relationship).toBe(
+      `active, owner demo, https_spiffe, bootstrap bundle ${join(dir, "partner", "bundle.json")}`,
+    );
+    // The first fetch ran before the instructions were printed: accepted, and fresh.
+    expect(lines.firstFetch).toBe("first fetch: accepted (sequence 1); fresh; polled every 15 s (refresh hint 60 s)");
+    expect(lines.partnerCurl).toBe(
+      `curl --cacert ${join(dir, "partner", "bundle.pem")} https://localhost:${lines.partnerPort}/`,
+    );
+  });
+
+  it("runs the printed partner curl: the partner's own bundle, verified against its root", async (context) => {
+    context.skip(CURL_MISSING, SKIP_CURL);
+    const lines = printed();
+    const run = await sh(lines.partnerCurl);
+    expect(run.code, `${lines.partnerCurl}\n${run.stderr}`).toBe(0);
+    const { bundle, warnings } = parseSpiffeBundle(run.stdout);
+    expect(warnings).toEqual([]);
+    expect(bundle.sequence).toBe(1n);
+    expect(bundle.refreshHintSeconds).toBe(60);
+    const partnerOnDisk = authoritiesOf(await readFile(join(dir, "partner", "bundle.json")));
+    expect(authoritiesOf(run.stdout)).toEqual(partnerOnDisk);
+    // A different trust domain: nothing in common with the demo gateway's own bundle.
+    const own = authoritiesOf(await readFile(lines.bundleFile));
+    expect(partnerOnDisk.x509.some((fingerprint) => own.x509.includes(fingerprint))).toBe(false);
+  });
+
+  it("runs the printed fetches command: the relationship's accepted fetch is in the metrics", async (context) => {
+    context.skip(CURL_MISSING, SKIP_CURL);
+    const lines = printed();
+    const fetches = await sh(lines.fetchesCommand);
+    expect(fetches.code, `${lines.fetchesCommand}\n${fetches.stderr}`).toBe(0);
+    expect(fetches.stdout).toMatch(
+      /^bundlegate_fetch_attempts_total\{trust_domain="partner\.dev\.bundlegate\.test",result="accepted"\} 1$/m,
+    );
+    expect(fetches.stdout).toMatch(
+      /^bundlegate_bundle_decisions_total\{trust_domain="partner\.dev\.bundlegate\.test",decision="accept",[^}]*\} 1$/m,
+    );
+    // Only the partner's lines: every one names it.
+    for (const line of fetches.stdout.trim().split("\n"))
+      expect(line).toContain('trust_domain="partner.dev.bundlegate.test"');
+  });
+
+  it("stops both gateways with exit status 0 when asked to shut down", async () => {
+    const lines = printed();
+    expect(demo.exitCode()).toBeUndefined();
+    expect(await accepts(lines.partnerPort)).toBe(true);
+    demo.shutdown("SIGINT");
+    expect(await demo.exited).toBe(0);
+    expect(demo.output.stderr).toBe("");
+    for (const port of [lines.webPort, lines.spiffePort, lines.internalPort, lines.partnerPort]) {
+      expect(await accepts(port), `port ${port}`).toBe(false);
+    }
+  });
+
+  it("federates afresh on the next run in the same folder, with the partner's new PKI", async (context) => {
+    context.skip(CURL_MISSING, SKIP_CURL);
+    // The earlier run stored the old partner's bundle; the new partner has all-new authorities, which the
+    // gateway would hold as a full replacement and which would not verify the new SVID, unless forgotten.
+    const second = await startDev(devOptions(dir));
+    try {
+      const lines = printed(second.output.stdout);
+      expect(lines.partnerSequence).toBe(2n);
+      expect(lines.firstFetch).toMatch(/^first fetch: accepted \(sequence 2\); fresh;/);
+      const fetches = await sh(lines.fetchesCommand);
+      expect(fetches.stdout).toMatch(/trust_domain="partner\.dev\.bundlegate\.test",result="accepted"\} 1$/m);
+      expect(fetches.stdout).not.toMatch(/result="ERR_/);
+    } finally {
+      second.shutdown("SIGTERM");
+      expect(await second.exited).toBe(0);
+    }
+    expect(second.output.stderr).toBe("");
   });
 });

@@ -3,18 +3,32 @@
  * It generates a dev PKI in memory, writes the public parts and the serving keys to a dev folder (the
  * endpoints read watched files, exactly as in production), serves both profiles, and prints curl
  * commands that verify what they fetch.
+ *
+ * It also runs a demo partner (dev-partner.ts): a second trust domain served by a second bundlegate in
+ * this process, which the demo gateway federates with over https_spiffe, so a fresh relationship shows
+ * from the first seconds. Stopping stops both.
  */
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { startApp } from "../../app.js";
+import { type RunningApp, startApp } from "../../app.js";
 import { systemClock } from "../../clock.js";
 import { parseConfig } from "../../config/load.js";
+import type { FederationConfig } from "../../config/types.js";
 import { isBundlegateError } from "../../errors.js";
-import { createLogger, type LogLevel } from "../../logging.js";
+import { createStaticRegistry } from "../../federation/registry.js";
+import { refreshIntervalSeconds } from "../../federation/schedule.js";
+import { staleness } from "../../federation/staleness.js";
+import type { RefreshOutcome } from "../../federation/updater.js";
+import { createLogger, type Logger, type LogLevel } from "../../logging.js";
 import { createDevPki } from "../../sources/dev-pki.js";
 import { serializeSpiffeBundle } from "../../spiffe/codec.js";
-import { parseTrustDomain } from "../../spiffe/id.js";
+import { parseTrustDomain, type TrustDomain } from "../../spiffe/id.js";
+import { openEmbeddedStore } from "../../store/embedded/embedded-store.js";
 import { type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from "../io.js";
+import { type DevPartner, demoPartnerRelationship, startDevPartner } from "./dev-partner.js";
+
+export const DEFAULT_PARTNER_TRUST_DOMAIN = "partner.dev.bundlegate.test";
+export const DEFAULT_PARTNER_PORT = 8445;
 
 export interface DevOptions {
   readonly dir: string;
@@ -23,6 +37,10 @@ export interface DevOptions {
   readonly webPort: number;
   readonly spiffePort: number;
   readonly internalPort: number;
+  /** The demo partner's trust domain (default partner.dev.bundlegate.test). */
+  readonly partnerTrustDomain?: string;
+  /** The demo partner's https_spiffe port (default 8445). */
+  readonly partnerPort?: number;
   readonly logLevel: LogLevel;
 }
 
@@ -33,6 +51,20 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
   } catch (error) {
     if (!isBundlegateError(error)) throw error;
     io.stderr(`--trust-domain: ${error.code}: ${error.message}\n`);
+    return EXIT_USAGE;
+  }
+  let partnerTrustDomain: TrustDomain;
+  try {
+    partnerTrustDomain = parseTrustDomain(options.partnerTrustDomain ?? DEFAULT_PARTNER_TRUST_DOMAIN);
+  } catch (error) {
+    if (!isBundlegateError(error)) throw error;
+    io.stderr(`--partner-trust-domain: ${error.code}: ${error.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (partnerTrustDomain === trustDomain) {
+    io.stderr(
+      `--partner-trust-domain: must differ from --trust-domain (${trustDomain}): a domain does not federate with itself\n`,
+    );
     return EXIT_USAGE;
   }
   const endpointSpiffeId = `spiffe://${trustDomain}/bundlegate`;
@@ -75,20 +107,49 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
 
   // Logs go to stderr so the instructions on stdout stay readable.
   const logger = createLogger({ level: options.logLevel, name: "bundlegate-dev" }, process.stderr);
-  let app: Awaited<ReturnType<typeof startApp>>;
+
+  // Every run generates a new partner PKI: what an earlier run accepted from the partner would now be a
+  // full replacement (held in quarantine) and would fail to verify the new partner's SVID. The demo
+  // relationship starts afresh each run, as a partner re-onboarded with new keys would.
   try {
-    app = await startApp(config, { logger, clock: systemClock });
+    await forgetDemoRelationship(file("state.json"), partnerTrustDomain, logger);
   } catch (error) {
-    const code = isBundlegateError(error) ? error.code : ((error as NodeJS.ErrnoException).code ?? "ERR_START");
-    io.stderr(`bundlegate dev could not start: ${code}: ${(error as Error).message}\n`);
-    const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
-    if (code === "EADDRINUSE" || cause?.code === "EADDRINUSE" || /in use/i.test((error as Error).message)) {
-      io.stderr("another process holds one of the ports: pass --web-port, --spiffe-port and --internal-port\n");
-    }
-    return EXIT_REJECTED;
+    return startFailed(error, io, "bundlegate dev", "--web-port, --spiffe-port and --internal-port");
   }
 
+  let partner: DevPartner;
+  try {
+    partner = await startDevPartner({
+      dir: file("partner"),
+      trustDomain: partnerTrustDomain,
+      host: options.host,
+      port: options.partnerPort ?? DEFAULT_PARTNER_PORT,
+      logLevel: options.logLevel,
+      logger: logger.child({ app: "demo-partner" }),
+      clock: systemClock,
+    });
+  } catch (error) {
+    return startFailed(error, io, "the demo partner", "--partner-port");
+  }
+
+  let app: RunningApp;
+  try {
+    app = await startApp(config, {
+      logger,
+      clock: systemClock,
+      registry: createStaticRegistry([demoPartnerRelationship(partner)]),
+    });
+  } catch (error) {
+    await partner.stop();
+    return startFailed(error, io, "bundlegate dev", "--web-port, --spiffe-port and --internal-port");
+  }
+
+  // The engine spreads first fetches over a few seconds (a gateway with many relationships must not fetch
+  // them all at once); the demo has one and shows it fresh at once.
+  const first = await app.engine.refreshNow(partnerTrustDomain).catch(() => undefined);
+
   const { httpsWeb, httpsSpiffe, internal } = app.addresses;
+  const metricsUrl = `http://${internal.host}:${internal.port}/metrics`;
   io.stdout(
     [
       "",
@@ -99,18 +160,79 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
       `  https_spiffe  https://localhost:${httpsSpiffe?.port}/   endpoint SPIFFE ID ${endpointSpiffeId}`,
       `                curl --cacert ${file("bundle.pem")} https://localhost:${httpsSpiffe?.port}/`,
       `  readiness     curl http://${internal.host}:${internal.port}/readyz`,
-      `  metrics       curl http://${internal.host}:${internal.port}/metrics`,
+      `  metrics       curl ${metricsUrl}`,
+      "",
+      `and federates with a demo partner, another bundlegate in this process, serving trust domain ${partnerTrustDomain} (sequence ${partner.app.localBundle.current().sequence})`,
+      "",
+      `  partner       ${partner.endpointUrl}   endpoint SPIFFE ID ${partner.endpointSpiffeId}`,
+      `                curl --cacert ${partner.bundlePemFile} ${partner.endpointUrl}`,
+      `  relationship  ${partnerTrustDomain}: active, owner demo, https_spiffe, bootstrap bundle ${partner.bundleFile}`,
+      `                ${describeRelationship(app, partnerTrustDomain, first, config.federation)}`,
+      `  fetches       curl -s ${metricsUrl} | grep -F 'trust_domain="${partnerTrustDomain}"'`,
       "",
       `  Edit ${file("bundle.json")} and the endpoints serve the change at once, with the next sequence.`,
       `  Inspect what is served: curl -s --cacert ${file("web-ca.pem")} https://localhost:${httpsWeb?.port}/ | npm run -s bundlegate -- bundle inspect -`,
-      "  Ctrl-C stops.",
+      "  The federated bundle is what the partner serves (its curl line prints it); the fetches line shows every poll.",
+      "  Ctrl-C stops both gateways.",
       "",
     ].join("\n"),
   );
   const signal = await io.waitForShutdown();
   logger.info({ signal }, "stopping");
   await app.stop();
+  await partner.stop();
   return EXIT_OK;
+}
+
+/** One line on the relationship after its first fetch: the outcome, how fresh it is, and how often it is polled. */
+function describeRelationship(
+  app: RunningApp,
+  trustDomain: TrustDomain,
+  first: RefreshOutcome | undefined,
+  federation: FederationConfig,
+): string {
+  const status = app.engine.view(trustDomain).status;
+  const cached = app.cache.get(trustDomain);
+  const hint = cached?.bundle.refreshHintSeconds;
+  const state = staleness({
+    lastSuccessAt: status?.lastSuccessAt === undefined ? undefined : new Date(status.lastSuccessAt),
+    hintSeconds: hint,
+    federation,
+    now: systemClock.now(),
+  }).state;
+  const result = first?.result ?? status?.lastResult ?? "not fetched yet";
+  const held = cached?.stored.sequence;
+  const sequence =
+    held === undefined ? "" : result === "accepted" ? ` (sequence ${held})` : `, holding sequence ${held}`;
+  const every = refreshIntervalSeconds(hint, federation);
+  return `first fetch: ${result}${sequence}; ${state}; polled every ${every} s (refresh hint ${hint ?? federation.defaultRefreshHintSeconds} s)`;
+}
+
+/** Drops what an earlier run's gateway stored about the demo partner (bundle, status, quarantine). */
+async function forgetDemoRelationship(snapshotFile: string, trustDomain: TrustDomain, logger: Logger): Promise<void> {
+  const store = await openEmbeddedStore({ snapshotFile, logger: logger.child({ component: "store" }) });
+  try {
+    const [bundle, status, quarantine] = await Promise.all([
+      store.getBundle(trustDomain),
+      store.getStatus(trustDomain),
+      store.getQuarantine(trustDomain),
+    ]);
+    if (bundle || status || quarantine) {
+      await store.removeRelationship(trustDomain, { origin: "bundlegate dev" });
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+function startFailed(error: unknown, io: CliIo, what: string, portFlags: string): number {
+  const code = isBundlegateError(error) ? error.code : ((error as NodeJS.ErrnoException).code ?? "ERR_START");
+  io.stderr(`${what} could not start: ${code}: ${(error as Error).message}\n`);
+  const cause = (error as { cause?: NodeJS.ErrnoException }).cause;
+  if (code === "EADDRINUSE" || cause?.code === "EADDRINUSE" || /in use/i.test((error as Error).message)) {
+    io.stderr(`another process holds one of the ports: pass ${portFlags}\n`);
+  }
+  return EXIT_REJECTED;
 }
 
 async function writeSecret(path: string, content: string): Promise<void> {
