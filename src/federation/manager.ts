@@ -20,6 +20,7 @@ import type { TrustDomain } from "../spiffe/id.js";
 import type { BundleChangeEvent, FederationStore, Lease, RelationshipStatus } from "../store/federation-state.js";
 import type { BundleCache } from "./bundle-cache.js";
 import type { RelationshipRegistry } from "./registry.js";
+import { type RelationshipHealth, relationshipHealth } from "./relationship-health.js";
 import {
   type PendingCommit,
   type RefreshOutcome,
@@ -43,6 +44,8 @@ export interface SyncEngineOptions extends Omit<UpdaterDependencies, "random" | 
 
 export interface EngineRelationshipView {
   readonly status?: RelationshipStatus;
+  /** Freshness and authority expiry as this replica sees them now; absent for an unknown relationship. */
+  readonly health?: RelationshipHealth;
   /** True while this replica runs a refresh of it. */
   readonly refreshing: boolean;
   /** An outcome waiting for the store to come back. */
@@ -390,8 +393,19 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     refreshNow: (trustDomain) => tick(trustDomain, true),
     view(trustDomain) {
       const loop = loops.get(trustDomain);
+      const relationship = registry.get(trustDomain);
+      const health = relationship
+        ? relationshipHealth({
+            relationship,
+            status: loop?.status,
+            lastKnownGood: cache.get(trustDomain)?.bundle,
+            federation: options.federation,
+            now: clock.now(),
+          })
+        : undefined;
       return {
         ...(loop?.status ? { status: loop.status } : {}),
+        ...(health ? { health } : {}),
         refreshing: loop?.refreshing !== undefined,
         pendingWrite: loop?.pending !== undefined || loop?.unwritten !== undefined,
       };

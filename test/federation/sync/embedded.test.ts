@@ -50,6 +50,11 @@ it("syncs a partner and follows its rotation on a single node with the embedded 
   const first = await waitForStatus(store, td, (s) => s.lastResult === "unchanged");
   expect(first).toMatchObject({ consecutiveFailures: 0, writtenBy: node.replicaId });
   expect(first.nextRefreshAt).toBeGreaterThan(first.lastAttemptAt ?? 0);
+  // Freshness and the expiry window as the engine reports them per relationship.
+  const health = node.engine.view(td).health;
+  expect(health?.staleness.state).toBe("fresh");
+  expect(health?.earliestNotAfter).toBeDefined();
+  expect(health?.x509Authorities).toBe(1);
 
   partner.serve("/bundle", v2);
   await waitForCachedDigest(node.cache, td, v2.digest);
