@@ -144,10 +144,14 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         let stored = await store.getBundle(trustDomain);
         const pending = loop.pending;
         if (pending) {
+          // Never write back a bundle older than what the store holds now (another replica may have
+          // accepted a newer one, with a fence this replica no longer outranks after Redis lost its data).
           const outcome =
-            pending.outcome.kind === "accepted" && stored?.digest !== pending.outcome.previousDigest
-              ? { ...pending.outcome, previousDigest: stored?.digest ?? "" }
-              : pending.outcome;
+            pending.outcome.kind === "accepted" && sequenceBehind(pending.outcome.bundle.sequence, stored?.sequence)
+              ? ({ kind: "status_only" } as const)
+              : pending.outcome.kind === "accepted" && stored?.digest !== pending.outcome.previousDigest
+                ? { ...pending.outcome, previousDigest: stored?.digest ?? "" }
+                : pending.outcome;
           const result = await store.commitFetch(trustDomain, pending.fence, outcome, pending.status, {
             historyLimit: options.federation.historyLimit,
             origin: replicaId,
@@ -162,7 +166,10 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         const cached = cache.get(trustDomain);
         const restore =
           cached !== undefined &&
-          (stored === undefined || (loop.unwritten === cached.stored.digest && stored.digest !== cached.stored.digest));
+          (stored === undefined ||
+            (loop.unwritten === cached.stored.digest &&
+              stored.digest !== cached.stored.digest &&
+              !sequenceBehind(cached.stored.sequence, stored.sequence)));
         let restored = false;
         if (restore) {
           const result = await store.commitFetch(
@@ -413,6 +420,11 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
     degraded: () => storeDown,
     leasesHeld: () => held,
   };
+}
+
+/** True when both sequences are known and `candidate` is lower (decimal strings, up to 2^64-1). */
+export function sequenceBehind(candidate: string | undefined, stored: string | undefined): boolean {
+  return candidate !== undefined && stored !== undefined && BigInt(candidate) < BigInt(stored);
 }
 
 /** At most `limit` tasks at once, the rest queued in order. */
