@@ -99,7 +99,11 @@ type HopOutcome =
 
 interface PreparedFetch {
   readonly profile: FetchProfile;
+  /** With the relationship's allowed CIDRs: for the configured host only. */
   readonly guard: SsrfGuard;
+  /** Without exceptions: for hosts a redirect names, which the partner, not the operator, chose. */
+  readonly redirectGuard: SsrfGuard;
+  readonly configuredHost: string;
   readonly request: FetchRequest;
   /** Aborted with the FetchError that ends the fetch (total timeout, caller's abort). */
   readonly signal: AbortSignal;
@@ -160,6 +164,7 @@ export function createBundleFetcher(options: FetcherOptions): BundleFetcher {
   const exchange = (url: URL, prepared: PreparedFetch): Promise<HopOutcome> => {
     const host = hostOf(url);
     const port = portOf(url);
+    const guard = host === prepared.configuredHost ? prepared.guard : prepared.redirectGuard;
     const proxy: ProxyChoice = chooseProxy(url, {
       requestProxy: prepared.request.proxy,
       httpsProxy: options.httpsProxy,
@@ -171,7 +176,7 @@ export function createBundleFetcher(options: FetcherOptions): BundleFetcher {
     };
     if (proxy.kind === "proxy" && isIP(host) !== 0) {
       // The one check left when the proxy makes the connection.
-      prepared.guard.assertAllowed(host, { ...details, host });
+      guard.assertAllowed(host, { ...details, host });
     }
     const policy = tlsPolicy(prepared.profile, host);
     const fetchSignal = prepared.signal;
@@ -272,7 +277,7 @@ export function createBundleFetcher(options: FetcherOptions): BundleFetcher {
           req = httpsRequest({
             ...base,
             createConnection: (_options, oncreate) => {
-              connectDirect({ host, port, policy, guard: prepared.guard, lookup, context }).then(
+              connectDirect({ host, port, policy, guard, lookup, context }).then(
                 (connected) => {
                   if (settled) {
                     connected.socket.destroy();
@@ -395,13 +400,15 @@ export function createBundleFetcher(options: FetcherOptions): BundleFetcher {
         // A bad CA file fails here, before any connection, with ERR_FETCH_CONFIG.
         if (request.profile.kind === "https_web" && request.profile.caPem !== undefined)
           caContext(request.profile.caPem);
+        let url = parseEndpointUrl(request.url);
         const prepared: PreparedFetch = {
           profile: checkProfile(request.profile),
           guard: createSsrfGuard(request.allowedCidrs ?? []),
+          redirectGuard: createSsrfGuard([]),
+          configuredHost: hostOf(url),
           request,
           signal: aborter.signal,
         };
-        let url = parseEndpointUrl(request.url);
         const redirects: string[] = [];
         for (;;) {
           if (aborter.signal.aborted) throw aborter.signal.reason;

@@ -681,6 +681,17 @@ describe("redirects", () => {
     expect(details.status).toBe(302);
   });
 
+  it("keeps allowed CIDRs to the configured host: a redirect to another host in the range is refused", async () => {
+    // allowedCidrs let the operator reach this partner; the partner must not use them to point
+    // bundlegate at other hosts in that range.
+    const target = await serveHttps([webCert]);
+    const origin = await serveHttps([webCert], redirectTo(target.url("/moved", "127.0.0.1")));
+    const { code, details } = await failure(fetcher().fetch(request(origin.url(), web())));
+    expect(code).toBe("ERR_FETCH_SSRF_BLOCKED");
+    expect(details).toMatchObject({ address: "127.0.0.1" });
+    expect(target.requests).toHaveLength(0);
+  });
+
   it("refuses a redirect to a private address literal", async () => {
     const origin = await serveHttps([webCert], redirectTo("https://10.0.0.1/bundle"));
     const { code, details } = await failure(fetcher().fetch(request(origin.url(), web())));
