@@ -11,7 +11,7 @@
  * is its key: a certificate re-issued around the same key (new validity, same subject) anchors exactly
  * the same chains, so it must match too. Likewise a JWT authority is its key, whatever its `kid` or `use`.
  */
-import type { JwtAuthority, TrustBundle, X509Authority } from "../spiffe/bundle.js";
+import { compare, type JwtAuthority, type TrustBundle, type X509Authority } from "../spiffe/bundle.js";
 import { jwkThumbprint } from "../spiffe/public-key.js";
 
 export type Authority = X509Authority | JwtAuthority;
@@ -80,7 +80,3 @@ export function buildAuthorityIndex(entries: Iterable<AuthorityIndexEntry>): Aut
 }
 
 export const EMPTY_AUTHORITY_INDEX: AuthorityIndex = buildAuthorityIndex([]);
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

@@ -19,7 +19,7 @@
  * purely descriptive ones (authorities removed beside additions, sequence missing) last.
  */
 import { X509Certificate } from "node:crypto";
-import { authorityCount, createTrustBundle, type TrustBundle, type X509Authority } from "../spiffe/bundle.js";
+import { authorityCount, compare, createTrustBundle, type TrustBundle, type X509Authority } from "../spiffe/bundle.js";
 import { type BundleDiff, diffBundles } from "../spiffe/diff.js";
 import { bundleDigest } from "../spiffe/digest.js";
 import { type Authority, type AuthorityIndex, authorityIdentities, isX509Authority } from "./authority-index.js";
@@ -311,8 +311,4 @@ function rank(finding: Finding): number {
 
 function plural(count: number, one: string, many: string): string {
   return count === 1 ? one : many;
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -135,6 +135,6 @@ export function authorityCount(bundle: TrustBundle): number {
 }
 
 /** Code-unit order, never locale order: the same input must sort the same way on every machine. */
-function compare(a: string, b: string): number {
+export function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -1,4 +1,5 @@
 import { BundlegateError, type BundlegateErrorOptions } from "../errors.js";
+import { MAX_SEQUENCE } from "../spiffe/bundle.js";
 import type { FetchOutcome, StatusUpdate } from "./federation-state.js";
 
 export type StoreErrorCode =
@@ -25,7 +26,6 @@ export class StoreError extends BundlegateError<StoreErrorCode> {
 
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
-const MAX_SEQUENCE = 2n ** 64n - 1n;
 
 function badArgument(what: string, value: unknown, expected: string): StoreError {
   return new StoreError("ERR_STORE_BAD_ARGUMENT", `${what} must be ${expected}, got ${String(value)}`, {

@@ -17,6 +17,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "../../logging.js";
+import { MAX_SEQUENCE } from "../../spiffe/bundle.js";
 import { isTrustDomain, type TrustDomain } from "../../spiffe/id.js";
 import { checkCommit, checkWholeNumber, isDigest, isSequence, isWholeNumber, StoreError, wholeMs } from "../errors.js";
 import type {
@@ -32,7 +33,6 @@ import type { LocalBundleState, RecordSequenceResult } from "../local-bundle-sta
 import type { Store, StoreHealth } from "../types.js";
 
 const SNAPSHOT_VERSION = 1;
-const MAX_SEQUENCE = 2n ** 64n - 1n;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
