@@ -24,6 +24,14 @@
  *   that cannot be resumed from gets `event: reset` (refetch `/v1/bundles`) carrying the current id.
  *   A client that does not read its stream is disconnected once 1 MiB is buffered for it; it reconnects
  *   with its Last-Event-ID and resumes.
+ * - Per-caller view of the all-bundles routes: when `authorize` leaves a trust domain predicate in
+ *   `res.locals.allowedTrustDomains` (what the consumer authentication does; see `allowedTrustDomainsOf`),
+ *   `/v1/bundles` holds only the trust domains it accepts (so the ETag, a digest of the bytes, is that of the
+ *   caller's map) and `/v1/bundles/watch` sends only their change events, live and replayed; event ids stay
+ *   the global ones (a caller sees gaps) and a reset is sent as to anyone. Without a predicate nothing is
+ *   shown: an authorize that forgets to say what a caller may read must expose nothing rather than every
+ *   partner (an allow-all authorize sets `() => true`). The single-bundle routes need no filter:
+ *   `authorize` has already refused a trust domain the caller may not read.
  */
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
 import type { Clock } from "../../clock.js";
@@ -34,6 +42,7 @@ import type { RelationshipRegistry } from "../../federation/registry.js";
 import { type Logger, silentLogger } from "../../logging.js";
 import { parseTrustDomain, type TrustDomain } from "../../spiffe/id.js";
 import type { FederationStore, HistoryEntry } from "../../store/federation-state.js";
+import type { TrustDomainPredicate } from "../auth/consumer-auth.js";
 import { type ChangeEvent, createChangeFeed } from "./change-feed.js";
 import { ApiError, problemOf, sendProblem } from "./problem.js";
 import {
@@ -96,13 +105,17 @@ export function createDistributionRouter(options: DistributionRouterOptions): Di
   const router = express.Router({ caseSensitive: true, strict: false });
 
   router.get("/v1/bundles", authorize, (req, res) => {
-    const map = bundleMap(feed.allServed());
+    const visible = visibleTrustDomains(res);
+    const served = feed.allServed();
+    const map = bundleMap(served.filter((entry) => visible(entry.trustDomain)));
     sendRepresentation(req, res, map);
   });
 
   router.get("/v1/bundles/watch", authorize, (req, res) => {
     const header = req.headers["last-event-id"];
     const resumeFrom = typeof header === "string" ? header.trim() : undefined;
+    const visible = visibleTrustDomains(res);
+    const shown = (event: ChangeEvent) => visible(event.trustDomain);
     res.status(200);
     res.setHeader("Content-Type", "text/event-stream; charset=utf-8");
     res.setHeader("Cache-Control", "no-cache");
@@ -138,11 +151,13 @@ export function createDistributionRouter(options: DistributionRouterOptions): Di
       const from = /^\d{1,15}$/.test(resumeFrom) ? Number(resumeFrom) : -1;
       const resumed = feed.resume(from);
       if (resumed.kind === "reset") write(resetEvent(resumed.lastId));
-      else for (const event of resumed.events) write(changeEvent(event));
+      else for (const event of resumed.events) if (shown(event)) write(changeEvent(event));
     } else {
       write(": connected\n\n");
     }
-    const unsubscribe = feed.subscribe((event) => write(changeEvent(event)));
+    const unsubscribe = feed.subscribe((event) => {
+      if (shown(event)) write(changeEvent(event));
+    });
     const heartbeat = setInterval(() => write(": heartbeat\n\n"), heartbeatMs);
     streams.add(finish);
     res.on("close", finish);
@@ -232,6 +247,15 @@ export function createDistributionRouter(options: DistributionRouterOptions): Di
       feed.close();
     },
   });
+}
+
+/**
+ * The trust domains `authorize` lets this caller read, when it said (the consumer authentication always
+ * does, once it has let a request through); undefined when it left no predicate, meaning all of them.
+ */
+function visibleTrustDomains(res: Response): TrustDomainPredicate {
+  const predicate: unknown = res.locals.allowedTrustDomains;
+  return typeof predicate === "function" ? (predicate as TrustDomainPredicate) : () => false;
 }
 
 function sendRepresentation(req: Request, res: Response, served: Representation): void {

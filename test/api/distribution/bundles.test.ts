@@ -173,6 +173,21 @@ describe("GET /v1/bundles/:trustDomain", () => {
 });
 
 describe("GET /v1/bundles", () => {
+  it("shows nothing when authorize says nothing about what the caller may read (fails closed)", async () => {
+    const silent = await startHarness({
+      relationships: [relationship(ACTIVE, "active")],
+      fill: (cache) => void put(cache, ACTIVE, makeBundle(material, { ca: [0], jwt: [] })),
+      authorize: (_req, _res, next) => next(),
+    });
+    try {
+      const reply = await get(`${silent.url}/v1/bundles`);
+      expect(reply.status).toBe(200);
+      expect(JSON.parse(reply.text)).toEqual({ trust_domains: {} });
+    } finally {
+      await silent.close();
+    }
+  });
+
   it("serves a SPIFFE Bundle Map of the active relationships' bundles, without refresh hints", async () => {
     const reply = await get(`${harness.url}/v1/bundles`);
     expect(reply.status).toBe(200);

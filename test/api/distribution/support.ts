@@ -115,7 +115,11 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export const allow: RequestHandler = (_req, _res, next) => next();
+/** Lets every caller read every trust domain (the router shows nothing to a caller without a predicate). */
+export const allow: RequestHandler = (_req, res, next) => {
+  res.locals.allowedTrustDomains = () => true;
+  next();
+};
 
 /** A registry whose relationships the test changes, telling subscribers as a store-backed one would. */
 export function mutableRegistry(initial: readonly Relationship[]): RelationshipRegistry & {
