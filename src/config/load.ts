@@ -12,9 +12,11 @@
  * Relative file paths, from the file or the environment alike, resolve against the config file's directory,
  * so a config means the same whatever the working directory of the process.
  *
- * Relationships live in the file only (a list entry has no variable name). Their bootstrap bundle and CA
- * files are read here, after the environment is applied and before validation, so a bad file is reported
- * with every other issue, at the field that names it.
+ * Lists and mappings live in the file only (`FILE_ONLY_FIELDS`: relationships, distribution.audience, tokens
+ * and allow, relay.trust_domains): a variable holds one value, and a list entry has no variable name. A
+ * boolean field (distribution.client_certificates) reads the variable as a YAML scalar, like a number.
+ * Relationships' bootstrap bundle and CA files are read here, after the environment is applied and before
+ * validation, so a bad file is reported with every other issue, at the field that names it.
  *
  * The environment also supplies HTTPS_PROXY / https_proxy and NO_PROXY / no_proxy (see schema.ts).
  * Nothing here reads `process.env`; callers pass the environment in.
@@ -34,6 +36,7 @@ import {
   CONFIG_FIELDS,
   type ConfigFieldKind,
   checkConfigDocument,
+  FILE_ONLY_FIELDS,
   type FileRead,
   nearestField,
   type ReferencedFile,
@@ -249,6 +252,10 @@ function unknownVariableMessage(dotted: string, kind: ConfigFieldKind | undefine
   if (kind !== undefined) return `unknown field; environment overrides are upper case: ${envVarName(dotted)}`;
   if (dotted === "relationships" || dotted.startsWith("relationships.")) {
     return "relationships are set in the config file only: a variable cannot name one entry of a list";
+  }
+  const fileOnly = FILE_ONLY_FIELDS.find((field) => dotted === field || dotted.startsWith(`${field}.`));
+  if (fileOnly !== undefined) {
+    return `${fileOnly} is a list or mapping, set in the config file only: a variable holds a single value`;
   }
   const isSection = [...CONFIG_FIELDS.keys()].some((field) => field.startsWith(`${dotted}.`));
   if (isSection) return "names a section, not a field; override its fields one by one";

@@ -23,11 +23,26 @@ import type { LogLevel } from "../logging.js";
 import { resolvePolicy } from "../policy/merge.js";
 import type { TrustPolicy } from "../policy/types.js";
 import { createTrustBundle, type TrustBundle } from "../spiffe/bundle.js";
-import { isMemberOf, isSpiffeId, isTrustDomain, parseSpiffeId, parseTrustDomain } from "../spiffe/id.js";
+import {
+  isMemberOf,
+  isSpiffeId,
+  isTrustDomain,
+  parseSpiffeId,
+  parseTrustDomain,
+  type TrustDomain,
+} from "../spiffe/id.js";
 import { parsePemBundle, serializePem } from "../spiffe/pem.js";
 import { parseBundle } from "../spiffe/read.js";
 import type { ConfigIssue } from "./errors.js";
-import type { BundlegateConfig, FederationConfig, ListenConfig, StoreConfig } from "./types.js";
+import type {
+  BundlegateConfig,
+  DistributionConfig,
+  FederationConfig,
+  InternalConfig,
+  ListenConfig,
+  RelayConfig,
+  StoreConfig,
+} from "./types.js";
 
 /** Every default of the config, in YAML (snake_case) terms; the schema below reads them from here and nowhere else. */
 export const CONFIG_DEFAULTS = deepFreeze({
@@ -59,6 +74,10 @@ export const CONFIG_DEFAULTS = deepFreeze({
     backoff_initial_seconds: 10,
   },
   relationship: { state: "active" },
+  // The relay is enabled by its section; only its listener has defaults.
+  relay: { listen: { host: "0.0.0.0", port: 8446 } },
+  // The distribution API is enabled by its section; these fill in what the section leaves out.
+  distribution: { audience: ["bundlegate"], tokens: [], allow: {}, client_certificates: false },
 } as const);
 
 /** Node turns a longer setTimeout delay into 1 ms, so a huge timeout would silently become an immediate one. */
@@ -101,6 +120,10 @@ const LOG_LEVEL_SET = {
 const LOG_LEVELS = Object.keys(LOG_LEVEL_SET) as [LogLevel, ...LogLevel[]];
 
 const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
+/** In distribution.allow (every trust domain, every authenticated caller) and relay.trust_domains (every relationship). */
+const WILDCARD = "*";
+/** A static token without a spiffe_id authenticates as `token:<name>` (src/api/auth/consumer-auth.ts). */
+const TOKEN_CALLER_PREFIX = "token:";
 
 const millis = z
   .number()
@@ -279,6 +302,44 @@ const relationship = z.strictObject({
   state: z.enum(["active", "suspended"]).default(D.relationship.state),
 });
 
+// Never echoes the value: a token pasted here by mistake must not reach a log.
+const tokenSha256 = z
+  .string()
+  .regex(
+    /^[0-9a-f]{64}$/,
+    'must be the SHA-256 of the token as 64 lowercase hex digits (printf %s "$TOKEN" | sha256sum), never the token itself',
+  );
+
+const distributionToken = z.strictObject({
+  // Part of the caller ID `token:<name>` and of log lines, so plain characters only.
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-", starting with a letter or digit'),
+  sha256: tokenSha256,
+  // A caller's ID names a workload, so it has a path, like an SVID's; its trust domain is checked in distributionIssues.
+  spiffe_id: endpointSpiffeId.optional(),
+});
+
+const distribution = z.strictObject({
+  audience: z
+    .array(z.string().min(1, "must not be empty"))
+    .min(1, "must name at least one audience")
+    .default(() => [...D.distribution.audience]),
+  tokens: z.array(distributionToken).default(() => [...D.distribution.tokens]),
+  // Keys and values are checked in distributionIssues, against trust_domain, relationships and tokens.
+  allow: z.record(z.string(), z.array(z.string())).default(() => ({ ...D.distribution.allow })),
+  client_certificates: z.boolean().default(D.distribution.client_certificates),
+});
+
+const relay = z.strictObject({
+  listen: listenSchema(D.relay.listen),
+  svid_file: filePath,
+  svid_key_file: filePath,
+  endpoint_spiffe_id: endpointSpiffeId,
+  // ["*"] or configured relationships' trust domains; checked in relayIssues.
+  trust_domains: z.array(z.string()).min(1, 'must name at least one relationship\'s trust domain, or be ["*"]'),
+});
+
 export const configDocumentSchema = z.strictObject({
   trust_domain: trustDomain,
   log_level: z.enum(LOG_LEVELS).default(D.log_level),
@@ -317,17 +378,24 @@ export const configDocumentSchema = z.strictObject({
         .optional(),
     })
     .prefault({}),
-  internal: z.strictObject({ listen: listenSchema(D.internal.listen) }).prefault({}),
+  internal: z
+    .strictObject({
+      listen: listenSchema(D.internal.listen),
+      tls: z.strictObject({ cert_file: filePath, key_file: filePath, client_ca_file: filePath.optional() }).optional(),
+    })
+    .prefault({}),
   store,
   federation,
   relationships: z.array(relationship).default([]),
+  distribution: distribution.optional(),
+  relay: relay.optional(),
 });
 
 export type ConfigDocument = z.output<typeof configDocumentSchema>;
 type RelationshipDocument = ConfigDocument["relationships"][number];
 
 /** How an environment override's text becomes a value: verbatim for strings, as a YAML scalar otherwise. */
-export type ConfigFieldKind = "string" | "number";
+export type ConfigFieldKind = "string" | "number" | "boolean";
 
 /** Every key path of the document, list entries written "[]" (e.g. "relationships[].owner"): for suggestions. */
 const DOCUMENT_KEYS: ReadonlyMap<string, ConfigFieldKind | "other"> = collectFields(configDocumentSchema);
@@ -341,6 +409,20 @@ export const CONFIG_FIELDS: ReadonlyMap<string, ConfigFieldKind> = new Map(
     (entry): entry is [string, ConfigFieldKind] => !entry[0].includes("[]") && entry[1] !== "other",
   ),
 );
+
+/**
+ * The lists and mappings of the document by dotted path ("relationships", "distribution.tokens",
+ * "distribution.allow", ...): written in the config file only, since a variable holds a single value.
+ */
+export const FILE_ONLY_FIELDS: readonly string[] = [
+  ...new Set(
+    [...DOCUMENT_KEYS]
+      .map(([field, kind]) =>
+        field.includes("[]") ? field.slice(0, field.indexOf("[]")) : kind === "other" ? field : "",
+      )
+      .filter((field) => field !== ""),
+  ),
+];
 
 /** The environment, as far as the config reads it beyond BUNDLEGATE_ overrides: the proxy variables. */
 export type ProxyEnv = Readonly<Record<string, string | undefined>>;
@@ -392,6 +474,8 @@ export function checkConfigDocument(input: unknown, context: CheckContext = {}):
     ...(result.success ? [] : result.error.issues.flatMap(toConfigIssues)),
     ...crossFieldIssues(input),
     ...relationshipIssues(input),
+    ...distributionIssues(input),
+    ...relayIssues(input),
     ...files.issues,
     ...proxy.issues,
   ];
@@ -471,17 +555,59 @@ export function toBundlegateConfig(
             },
           }),
     },
-    internal: { listen: listenOf(doc.internal.listen) },
+    internal: internalOf(doc.internal, file),
     store: storeOf(doc.store, file),
     filePollIntervalMs: doc.file_poll_interval_ms,
     federation: federationOf(doc.federation, resolved),
     relationships: doc.relationships.map((rel, index) => relationshipOf(rel, index, resolved, file)),
+    ...(doc.distribution === undefined ? {} : { distribution: distributionOf(doc.distribution) }),
+    ...(doc.relay === undefined ? {} : { relay: relayOf(doc.relay, file) }),
   };
   return deepFreeze(config);
 }
 
 function listenOf(listen: { host: string; port: number }): ListenConfig {
   return { host: listen.host, port: listen.port };
+}
+
+function internalOf(internal: ConfigDocument["internal"], file: (p: string) => string): InternalConfig {
+  const { tls } = internal;
+  return {
+    listen: listenOf(internal.listen),
+    ...(tls === undefined
+      ? {}
+      : {
+          tls: {
+            certFile: file(tls.cert_file),
+            keyFile: file(tls.key_file),
+            ...(tls.client_ca_file === undefined ? {} : { clientCaFile: file(tls.client_ca_file) }),
+          },
+        }),
+  };
+}
+
+function distributionOf(d: NonNullable<ConfigDocument["distribution"]>): DistributionConfig {
+  return {
+    audience: [...d.audience],
+    tokens: d.tokens.map((token) => ({
+      name: token.name,
+      sha256: token.sha256,
+      ...(token.spiffe_id === undefined ? {} : { spiffeId: token.spiffe_id }),
+    })),
+    allow: Object.fromEntries(Object.entries(d.allow).map(([td, ids]) => [td, [...ids]])),
+    clientCertificates: d.client_certificates,
+  };
+}
+
+function relayOf(r: NonNullable<ConfigDocument["relay"]>, file: (p: string) => string): RelayConfig {
+  return {
+    listen: listenOf(r.listen),
+    svidFile: file(r.svid_file),
+    svidKeyFile: file(r.svid_key_file),
+    endpointSpiffeId: r.endpoint_spiffe_id,
+    // relayIssues allows "*" only on its own.
+    trustDomains: r.trust_domains.includes(WILDCARD) ? "all" : [...r.trust_domains],
+  };
 }
 
 function storeOf(store: ConfigDocument["store"], file: (p: string) => string): StoreConfig {
@@ -645,10 +771,12 @@ function crossFieldIssues(input: unknown): ConfigIssue[] {
   }
 
   const internal = input.internal === undefined ? {} : asRecord(input.internal);
+  const relaySection = asRecord(input.relay);
   const listeners: [string, unknown, { readonly host: string; readonly port: number }][] = [];
   if (web) listeners.push(["endpoint.https_web", web.listen, CONFIG_DEFAULTS.endpoint.https_web.listen]);
   if (spiffe) listeners.push(["endpoint.https_spiffe", spiffe.listen, CONFIG_DEFAULTS.endpoint.https_spiffe.listen]);
   if (internal) listeners.push(["internal", internal.listen, CONFIG_DEFAULTS.internal.listen]);
+  if (relaySection) listeners.push(["relay", relaySection.listen, CONFIG_DEFAULTS.relay.listen]);
   const taken: { name: string; host: string; port: number }[] = [];
   for (const [name, value, defaults] of listeners) {
     const listen = value === undefined ? {} : asRecord(value);
@@ -796,6 +924,158 @@ function relationshipIssues(input: unknown): ConfigIssue[] {
       }
     }
   }
+  return issues;
+}
+
+/** The trust domains of the relationships in the raw document (valid names, not this gateway's own). */
+function configuredPartners(input: Record<string, unknown>): Set<string> {
+  const own = validOr(trustDomain, input.trust_domain);
+  const partners = new Set<string>();
+  for (const entry of Array.isArray(input.relationships) ? input.relationships : []) {
+    const td = validOr(trustDomain, asRecord(entry)?.trust_domain);
+    if (td !== undefined && td !== own) partners.add(td);
+  }
+  return partners;
+}
+
+/** Why `id` cannot name a caller of this trust domain, if it cannot; syntax errors are the schema's to report. */
+function foreignIdProblem(id: string, own: TrustDomain | undefined): string | undefined {
+  if (own === undefined || !isSpiffeId(id) || isMemberOf(parseSpiffeId(id), own)) return undefined;
+  return `${id} is not in trust_domain ${own}; only callers of this trust domain are authenticated`;
+}
+
+/** Why `id` in a distribution.allow list names no caller that could ever be authenticated, if so. */
+function allowedCallerProblem(
+  id: string,
+  own: TrustDomain | undefined,
+  tokenNames: ReadonlySet<string>,
+): string | undefined {
+  if (id === WILDCARD) return undefined;
+  if (id.startsWith(TOKEN_CALLER_PREFIX)) {
+    return tokenNames.has(id.slice(TOKEN_CALLER_PREFIX.length))
+      ? undefined
+      : `${JSON.stringify(id)} names no configured token (distribution.tokens[].name)`;
+  }
+  let parsed: ReturnType<typeof parseSpiffeId>;
+  try {
+    parsed = parseSpiffeId(id);
+  } catch (error) {
+    if (!isBundlegateError(error)) throw error;
+    return `${JSON.stringify(id)} is neither a SPIFFE ID, "*" nor token:<name> of a configured token: ${error.code}: ${error.message}`;
+  }
+  if (parsed.path === "") return `${id} names the trust domain itself; a caller's ID has a path`;
+  return foreignIdProblem(id, own);
+}
+
+/**
+ * The distribution section against the rest: token names and digests unique, token IDs in this trust domain,
+ * allow keys naming configured relationships and values naming callers that can exist, and TLS on the
+ * internal listener when client certificates are asked for.
+ */
+function distributionIssues(input: unknown): ConfigIssue[] {
+  if (!isRecord(input)) return [];
+  const section = asRecord(input.distribution);
+  if (!section) return [];
+  const issues: ConfigIssue[] = [];
+  const own = validOr(trustDomain, input.trust_domain);
+
+  const tokenNames = new Set<string>();
+  const names = new Map<string, number>();
+  const digests = new Map<string, number>();
+  (Array.isArray(section.tokens) ? section.tokens : []).forEach((entry: unknown, index) => {
+    const token = asRecord(entry);
+    const at = (key: string): string => `distribution.tokens[${index}].${key}`;
+    if (typeof token?.name === "string") {
+      tokenNames.add(token.name);
+      const first = names.get(token.name);
+      if (first === undefined) names.set(token.name, index);
+      else {
+        issues.push({
+          path: at("name"),
+          message: `duplicate: distribution.tokens[${first}] is also named ${JSON.stringify(token.name)}; names identify callers`,
+        });
+      }
+    }
+    if (typeof token?.sha256 === "string") {
+      const first = digests.get(token.sha256);
+      if (first === undefined) digests.set(token.sha256, index);
+      // The value is only a digest, but the message need not repeat it.
+      else issues.push({ path: at("sha256"), message: `duplicate: distribution.tokens[${first}] has the same sha256` });
+    }
+    if (typeof token?.spiffe_id === "string") {
+      const problem = foreignIdProblem(token.spiffe_id, own);
+      if (problem !== undefined) issues.push({ path: at("spiffe_id"), message: problem });
+    }
+  });
+
+  const partners = configuredPartners(input);
+  for (const [key, value] of Object.entries(asRecord(section.allow) ?? {})) {
+    if (key !== WILDCARD && !partners.has(key)) {
+      issues.push({
+        path: formatPath(["distribution", "allow", key]),
+        message:
+          own !== undefined && key === own
+            ? `${key} is this gateway's own trust domain; the distribution API serves partners' bundles`
+            : `${JSON.stringify(key)} is not the trust_domain of a configured relationship, nor "*"`,
+      });
+    }
+    if (!Array.isArray(value)) continue;
+    value.forEach((id: unknown, index) => {
+      if (typeof id !== "string") return;
+      const problem = allowedCallerProblem(id, own, tokenNames);
+      if (problem !== undefined) {
+        issues.push({ path: formatPath(["distribution", "allow", key, index]), message: problem });
+      }
+    });
+  }
+
+  const internal = asRecord(input.internal);
+  if (section.client_certificates === true && internal?.tls === undefined) {
+    issues.push({
+      path: "internal.tls",
+      message: "required when distribution.client_certificates is true: client certificates need a TLS listener",
+    });
+  }
+  return issues;
+}
+
+/** The relay section against the rest: its endpoint ID in this trust domain, its trust domains configured. */
+function relayIssues(input: unknown): ConfigIssue[] {
+  if (!isRecord(input)) return [];
+  const section = asRecord(input.relay);
+  if (!section) return [];
+  const issues: ConfigIssue[] = [];
+  const own = validOr(trustDomain, input.trust_domain);
+
+  const uri = section.endpoint_spiffe_id;
+  if (own !== undefined && typeof uri === "string" && isSpiffeId(uri) && !isMemberOf(parseSpiffeId(uri), own)) {
+    issues.push({
+      path: "relay.endpoint_spiffe_id",
+      message: `${uri} is not in trust_domain ${own}; SPIRE verifies the relay with this trust domain's bundle`,
+    });
+  }
+
+  const list: unknown[] = Array.isArray(section.trust_domains) ? section.trust_domains : [];
+  const partners = configuredPartners(input);
+  const seen = new Set<string>();
+  list.forEach((td, index) => {
+    if (typeof td !== "string") return;
+    const at = `relay.trust_domains[${index}]`;
+    let problem: string | undefined;
+    if (td === WILDCARD) {
+      if (list.length > 1) problem = '"*" relays every relationship; write it on its own: ["*"]';
+    } else if (seen.has(td)) {
+      problem = `duplicate: ${td} is listed twice`;
+    } else if (!isTrustDomain(td)) {
+      problem = `${JSON.stringify(td)} is not a trust domain name`;
+    } else if (td === own) {
+      problem = `${td} is this gateway's own trust domain; the relay serves partners' bundles`;
+    } else if (!partners.has(td)) {
+      problem = `${td} is not the trust_domain of a configured relationship`;
+    }
+    seen.add(td);
+    if (problem !== undefined) issues.push({ path: at, message: problem });
+  });
   return issues;
 }
 
@@ -1269,6 +1549,8 @@ function collectFields(
     out.set(at, "string");
   } else if (schema instanceof z.ZodNumber) {
     out.set(at, "number");
+  } else if (schema instanceof z.ZodBoolean) {
+    out.set(at, "boolean");
   } else {
     throw new Error(`config schema: no environment mapping for ${schema._zod.def.type} at ${at}`);
   }

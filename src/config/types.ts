@@ -85,16 +85,71 @@ export interface FederationConfig {
   readonly backoffInitialSeconds: number;
 }
 
+/** TLS of the internal listener (admin, onboarding, distribution API). */
+export interface InternalTlsConfig {
+  /** PEM: leaf certificate first, then intermediates. */
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** PEM CA certificates sent to clients as acceptable issuers when client certificates are requested. */
+  readonly clientCaFile?: string;
+}
+
+export interface InternalConfig {
+  readonly listen: ListenConfig;
+  /** Without it the internal listener speaks plain HTTP. */
+  readonly tls?: InternalTlsConfig;
+}
+
+/** A static bearer token of the distribution API; the same shape as consumer-auth's `StaticToken`. */
+export interface DistributionToken {
+  /** Unique; the caller is `token:<name>` when `spiffeId` is absent. */
+  readonly name: string;
+  /** Lowercase hex SHA-256 of the token's UTF-8 bytes; the token itself is never configured. */
+  readonly sha256: string;
+  /** The caller this token stands for: a SPIFFE ID of this trust domain. */
+  readonly spiffeId?: string;
+}
+
+/** The distribution API (`/v1/bundles*` on the internal listener) and its consumer authentication. */
+export interface DistributionConfig {
+  /** A JWT-SVID's `aud` must name at least one of these; never empty. */
+  readonly audience: readonly string[];
+  readonly tokens: readonly DistributionToken[];
+  /**
+   * Partner trust domain (a configured relationship's) or "*" → callers allowed to read it: SPIFFE IDs of this
+   * trust domain, `token:<name>` of a configured token, or "*" (every authenticated caller).
+   */
+  readonly allow: Readonly<Record<string, readonly string[]>>;
+  /** Whether X509-SVID client certificates are requested; the internal listener then has `tls`. */
+  readonly clientCertificates: boolean;
+}
+
+/** The relay: partners' bundles served as SPIFFE bundle endpoints (`GET /federation/{trustDomain}`). */
+export interface RelayConfig {
+  readonly listen: ListenConfig;
+  /** PEM: the gateway's X509-SVID first, then intermediates. */
+  readonly svidFile: string;
+  readonly svidKeyFile: string;
+  /** The SPIFFE ID that X509-SVID carries, in this trust domain (what SPIRE's https_spiffe profile expects). */
+  readonly endpointSpiffeId: string;
+  /** The relationships' trust domains relayed, or "all" (written ["*"]). */
+  readonly trustDomains: readonly string[] | "all";
+}
+
 export interface BundlegateConfig {
   readonly trustDomain: TrustDomain;
   readonly logLevel: LogLevel;
   readonly localBundle: LocalBundleConfig;
   readonly endpoint: EndpointConfig;
-  readonly internal: { readonly listen: ListenConfig };
+  readonly internal: InternalConfig;
   readonly store: StoreConfig;
   /** How often watched files are also re-read, in case a change event was missed (network filesystems). */
   readonly filePollIntervalMs: number;
   readonly federation: FederationConfig;
   /** Relationships declared in the config file (read-only through the API). */
   readonly relationships: readonly Relationship[];
+  /** Absent: the distribution API is disabled. */
+  readonly distribution?: DistributionConfig;
+  /** Absent: the relay is disabled. */
+  readonly relay?: RelayConfig;
 }

@@ -470,6 +470,8 @@ describe("defaults", () => {
         backoff_initial_seconds: 10,
       },
       relationship: { state: "active" },
+      relay: { listen: { host: "0.0.0.0", port: 8446 } },
+      distribution: { audience: ["bundlegate"], tokens: [], allow: {}, client_certificates: false },
     });
     expect(Object.isFrozen(CONFIG_DEFAULTS.endpoint.https_web.listen)).toBe(true);
     expect(Object.isFrozen(CONFIG_DEFAULTS.federation)).toBe(true);
@@ -571,6 +573,9 @@ describe("CONFIG_FIELDS", () => {
       "endpoint.https_spiffe.svid_key_file": "string",
       "internal.listen.host": "string",
       "internal.listen.port": "number",
+      "internal.tls.cert_file": "string",
+      "internal.tls.key_file": "string",
+      "internal.tls.client_ca_file": "string",
       "store.kind": "string",
       "store.snapshot_file": "string",
       "store.url": "string",
@@ -589,6 +594,12 @@ describe("CONFIG_FIELDS", () => {
       "federation.default_refresh_hint_seconds": "number",
       "federation.jitter_ratio": "number",
       "federation.backoff_initial_seconds": "number",
+      "distribution.client_certificates": "boolean",
+      "relay.listen.host": "string",
+      "relay.listen.port": "number",
+      "relay.svid_file": "string",
+      "relay.svid_key_file": "string",
+      "relay.endpoint_spiffe_id": "string",
     });
   });
 });
