@@ -5,9 +5,13 @@
  */
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
+import { createConsumerAuth } from "./api/auth/consumer-auth.js";
+import { createDistributionRouter } from "./api/distribution/router.js";
 import { createInternalApp } from "./api/internal-app.js";
 import { VERSION } from "./cli/version.js";
 import type { Clock } from "./clock.js";
@@ -22,6 +26,8 @@ import { createStaticRegistry, type RelationshipRegistry } from "./federation/re
 import type { Logger } from "./logging.js";
 import { createMetrics, type EndpointProfile, type Metrics } from "./metrics/metrics.js";
 import { buildAuthorityIndex } from "./policy/authority-index.js";
+import { createRelayHandler } from "./relay/handler.js";
+import { createRelayServer } from "./relay/server.js";
 import { createLocalBundleSource, type LocalBundleSource } from "./sources/local-bundle.js";
 import { checkSvidCredentials, checkWebCredentials, createFileCredentialSource } from "./sources/tls-credentials.js";
 import type { TlsCredentials, Watched } from "./sources/types.js";
@@ -47,6 +53,7 @@ export interface RunningApp {
   readonly addresses: {
     readonly httpsWeb?: ListenAddress;
     readonly httpsSpiffe?: ListenAddress;
+    readonly relay?: ListenAddress;
     readonly internal: ListenAddress;
   };
   readonly localBundle: LocalBundleSource;
@@ -91,7 +98,12 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     metrics.observeLocalBundle(localBundle);
 
     const credentials: Partial<Record<EndpointProfile, Watched<TlsCredentials>>> = {};
-    const addresses: { httpsWeb?: ListenAddress; httpsSpiffe?: ListenAddress; internal?: ListenAddress } = {};
+    const addresses: {
+      httpsWeb?: ListenAddress;
+      httpsSpiffe?: ListenAddress;
+      relay?: ListenAddress;
+      internal?: ListenAddress;
+    } = {};
     // A reload is counted once: validation failures by the credential source (with their code), and
     // what the endpoint applied (ok) or Node refused (ERR_TLS_CONTEXT) by the endpoint.
     const onCredentialReload = (profile: EndpointProfile) => (result: "ok" | "error", code?: string) => {
@@ -216,7 +228,62 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     await engine.start();
     stops.push(() => engine.stop());
 
+    const routers = [];
+    const distributionConfig = config.distribution;
+    if (distributionConfig) {
+      const distribution = createDistributionRouter({
+        cache,
+        registry,
+        store,
+        clock,
+        logger,
+        authorize: createConsumerAuth({
+          trustDomain: config.trustDomain,
+          localBundle: () => localBundle.current().bundle,
+          audience: distributionConfig.audience,
+          tokens: distributionConfig.tokens,
+          allow: distributionConfig.allow,
+          clock,
+          logger,
+        }),
+      });
+      stops.push(() => distribution.close());
+      routers.push(distribution);
+    }
+
+    const relayConfig = config.relay;
+    if (relayConfig) {
+      const relayed = relayConfig.trustDomains;
+      const endpointSpiffeId = parseSpiffeId(relayConfig.endpointSpiffeId).uri;
+      const source = await createFileCredentialSource({
+        certFile: relayConfig.svidFile,
+        keyFile: relayConfig.svidKeyFile,
+        check: (creds, now) =>
+          checkSvidCredentials(creds, { now, endpointSpiffeId, bundle: localBundle.current().bundle }),
+        clock,
+        pollIntervalMs: config.filePollIntervalMs,
+        logger: logger.child({ component: "tls", listener: "relay" }),
+        revalidate: localBundle,
+      });
+      stops.push(() => source.close());
+      const relay = createRelayServer({
+        listen: relayConfig.listen,
+        credentials: source,
+        timeouts: config.endpoint.timeouts,
+        logger,
+        handler: createRelayHandler({
+          cache,
+          // Only active relationships, and only those the relay is enabled for, are relayed.
+          isServed: (trustDomain) =>
+            (relayed === "all" || relayed.includes(trustDomain)) && registry.get(trustDomain)?.state === "active",
+        }),
+      });
+      addresses.relay = await relay.start();
+      stops.push(() => relay.close());
+    }
+
     const internalApp = createInternalApp({
+      routers,
       registry: metrics.registry,
       readiness: [
         {
@@ -233,7 +300,21 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
         },
       ],
     });
-    const internal = createServer(internalApp);
+    const internalTls = config.internal.tls;
+    // With TLS the internal listener can take X509-SVID client certificates; the consumer authentication,
+    // not Node, decides whether one is valid. (Its certificate is read at start; it is not reloaded yet.)
+    const internal = internalTls
+      ? createHttpsServer(
+          {
+            cert: await readFile(internalTls.certFile),
+            key: await readFile(internalTls.keyFile),
+            minVersion: "TLSv1.2",
+            requestCert: config.distribution?.clientCertificates ?? false,
+            rejectUnauthorized: false,
+          },
+          internalApp,
+        )
+      : createServer(internalApp);
     addresses.internal = await listen(internal, config.internal.listen);
     stops.push(() => closeServer(internal));
 

@@ -2,7 +2,7 @@
  * The internal listener's express app: health and readiness now; the admin, distribution and relay
  * APIs join it later. Readiness lists every check, so an operator sees which part is not ready.
  */
-import express, { type Express } from "express";
+import express, { type Express, type RequestHandler } from "express";
 import type { Registry } from "prom-client";
 
 export interface ReadinessCheck {
@@ -14,6 +14,8 @@ export interface ReadinessCheck {
 export interface InternalAppOptions {
   readonly readiness: readonly ReadinessCheck[];
   readonly registry?: Registry;
+  /** Mounted after health and metrics: the distribution API (and later the admin API). */
+  readonly routers?: readonly RequestHandler[];
 }
 
 export function createInternalApp(options: InternalAppOptions): Express {
@@ -46,5 +48,6 @@ export function createInternalApp(options: InternalAppOptions): Express {
       res.type(registry.contentType).send(await registry.metrics());
     });
   }
+  for (const router of options.routers ?? []) app.use(router);
   return app;
 }
