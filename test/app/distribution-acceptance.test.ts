@@ -1,12 +1,13 @@
 /**
- * Issue 5's acceptance at the app level: two replicas on one real Redis; a partner change accepted by one
- * is visible on the other's /v1/bundles/{td}, long-poll and event stream within one second; and the relay
+ * Issue 5's acceptance at the app level: two replicas on one real Redis, their internal listeners on TLS; a
+ * partner change accepted by one is visible on the other's /v1/bundles/{td}, long-poll and event stream
+ * within one second; and the relay
  * serves the partner's bundle to a client that verifies the gateway's SVID like go-spiffe.
  */
 import { createHash, X509Certificate } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import { type IncomingMessage, request } from "node:http";
-import { createServer, type Server } from "node:https";
+import type { IncomingMessage } from "node:http";
+import { createServer, request, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,6 +34,7 @@ let serving: Buffer;
 let v1: TrustBundle;
 let v2: TrustBundle;
 let ownBundle: TrustBundle;
+let internalCa: Issued;
 let a: RunningApp;
 let b: RunningApp;
 
@@ -59,7 +61,10 @@ async function replica(name: string, files: Record<string, string>, port: number
           svid_key_file: "svid.key",
         },
       },
-      internal: { listen: { host: "127.0.0.1", port: 0 } },
+      internal: {
+        listen: { host: "127.0.0.1", port: 0 },
+        tls: { cert_file: "internal.pem", key_file: "internal.key" },
+      },
       store: { kind: "redis", url: redis.url, key_prefix: "dist-acceptance" },
       federation: {
         min_refresh_hint_seconds: 1,
@@ -106,13 +111,23 @@ function get(
 ): Promise<{ status: number; body: string; headers: IncomingMessage["headers"] }> {
   const { host, port } = app.addresses.internal;
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, headers: { authorization: `Bearer ${TOKEN}`, ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("end", () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }),
-      );
-    });
+    const req = request(
+      {
+        host,
+        port,
+        path,
+        ca: internalCa.pem,
+        servername: "localhost",
+        headers: { authorization: `Bearer ${TOKEN}`, ...headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }),
+        );
+      },
+    );
     req.on("error", reject);
     req.end();
   });
@@ -126,6 +141,8 @@ beforeAll(async () => {
     createCa({ trustDomain: PARTNER }),
     createCa({ trustDomain: "web.test", withSpiffeUri: false }),
   ]);
+  internalCa = await createCa({ trustDomain: "internal.test", withSpiffeUri: false });
+  const internalCert = await createWebCert({ issuer: internalCa, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
   const [svid, relaySvid, partnerWeb] = await Promise.all([
     createSvid({ issuer: ownCa, spiffeId: `spiffe://${OWN}/bundlegate` }),
     createSvid({ issuer: ownCa, spiffeId: `spiffe://${OWN}/relay` }),
@@ -148,6 +165,8 @@ beforeAll(async () => {
     "relay.pem": relaySvid.pem,
     "relay.key": relaySvid.keyPem,
     "partner-ca.pem": partnerWebCa.pem,
+    "internal.pem": internalCert.pem,
+    "internal.key": internalCert.keyPem,
   };
   a = await replica("a", files, port, true);
   b = await replica("b", files, port, false);
@@ -164,7 +183,7 @@ describe("distribution across replicas", () => {
   it("refuses a caller without a token", async () => {
     const { host, port } = b.addresses.internal;
     const status = await new Promise<number>((resolve, reject) => {
-      request({ host, port, path: `/v1/bundles/${PARTNER}` }, (res) => {
+      request({ host, port, path: `/v1/bundles/${PARTNER}`, ca: internalCa.pem, servername: "localhost" }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       })
@@ -196,7 +215,14 @@ describe("distribution across replicas", () => {
     const streamed = new Promise<number>((resolve, reject) => {
       const { host, port } = b.addresses.internal;
       const req = request(
-        { host, port, path: "/v1/bundles/watch", headers: { authorization: `Bearer ${TOKEN}` } },
+        {
+          host,
+          port,
+          path: "/v1/bundles/watch",
+          ca: internalCa.pem,
+          servername: "localhost",
+          headers: { authorization: `Bearer ${TOKEN}` },
+        },
         (res) => {
           res.setEncoding("utf8");
           res.on("data", (text: string) => {
