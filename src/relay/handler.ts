@@ -29,7 +29,17 @@
  */
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ALLOWED_METHODS, cacheMaxAge, ifNoneMatchMatches } from "../endpoint/handler.js";
+import { cacheMaxAge } from "../endpoint/handler.js";
+import {
+  absoluteFormPath,
+  answerPrepared,
+  type HeaderList,
+  NOSNIFF,
+  NOT_FOUND,
+  type PreparedBundle,
+  prepareBundleResponse,
+  timedHandler,
+} from "../endpoint/prepared-response.js";
 import type { BundleCache, CachedBundle } from "../federation/bundle-cache.js";
 import { isTrustDomain, MAX_TRUST_DOMAIN_LENGTH, type TrustDomain } from "../spiffe/id.js";
 
@@ -56,18 +66,6 @@ export interface RelayRequestHandler {
   dispose(): void;
 }
 
-type HeaderList = string[];
-
-interface Prepared {
-  readonly bytes: Buffer;
-  readonly etag: string;
-  readonly ok: HeaderList;
-  readonly notModified: HeaderList;
-}
-
-const NOSNIFF = ["X-Content-Type-Options", "nosniff"];
-const NOT_FOUND: HeaderList = ["Content-Length", "0", ...NOSNIFF];
-const METHOD_NOT_ALLOWED: HeaderList = ["Allow", ALLOWED_METHODS, "Content-Length", "0", ...NOSNIFF];
 const INTERNAL_ERROR: HeaderList = ["Content-Length", "0", "Cache-Control", "no-store", ...NOSNIFF];
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 
@@ -77,30 +75,13 @@ export function relayMaxAge(entry: CachedBundle): number {
   return cacheMaxAge(hint, RELAY_MAX_AGE_CAP_SECONDS);
 }
 
-function prepare(entry: CachedBundle): Prepared {
+function prepare(entry: CachedBundle): PreparedBundle {
   const bytes = Buffer.from(entry.stored.json, "utf8");
   // The store writes a hex digest; anything else is recomputed rather than written into a header.
   const digest = HEX_SHA256.test(entry.stored.digest)
     ? entry.stored.digest
     : createHash("sha256").update(bytes).digest("hex");
-  const etag = `"${digest}"`;
-  const cacheControl = `public, max-age=${relayMaxAge(entry)}`;
-  return {
-    bytes,
-    etag,
-    ok: [
-      "Content-Type",
-      "application/json",
-      "Content-Length",
-      String(bytes.length),
-      "ETag",
-      etag,
-      "Cache-Control",
-      cacheControl,
-      ...NOSNIFF,
-    ],
-    notModified: ["ETag", etag, "Cache-Control", cacheControl, ...NOSNIFF],
-  };
+  return prepareBundleResponse(bytes, `"${digest}"`, relayMaxAge(entry));
 }
 
 export function createRelayHandler(options: RelayHandlerOptions): RelayRequestHandler {
@@ -110,7 +91,7 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayRequestHa
     throw new TypeError(`relay path prefix must start and end with "/", got ${JSON.stringify(prefix)}`);
   }
 
-  const prepared = new Map<TrustDomain, Prepared>();
+  const prepared = new Map<TrustDomain, PreparedBundle>();
   for (const entry of cache.entries()) prepared.set(entry.trustDomain, prepare(entry));
   const unsubscribe = cache.subscribe((change) => {
     if (change.current === undefined) prepared.delete(change.trustDomain);
@@ -133,31 +114,10 @@ export function createRelayHandler(options: RelayHandlerOptions): RelayRequestHa
       res.writeHead(404, NOT_FOUND).end();
       return 404;
     }
-    const method = req.method;
-    if (method !== "GET" && method !== "HEAD") {
-      res.writeHead(405, METHOD_NOT_ALLOWED).end();
-      return 405;
-    }
-    const ifNoneMatch = rawHeader(req.rawHeaders, "if-none-match");
-    if (ifNoneMatch !== undefined && ifNoneMatchMatches(ifNoneMatch, current.etag)) {
-      res.writeHead(304, current.notModified).end();
-      return 304;
-    }
-    res.writeHead(200, current.ok);
-    if (method === "GET") res.end(current.bytes);
-    else res.end();
-    return 200;
+    return answerPrepared(req, res, current);
   };
 
-  const handler =
-    onResponse === undefined
-      ? (req: IncomingMessage, res: ServerResponse): void => {
-          respond(req, res);
-        }
-      : (req: IncomingMessage, res: ServerResponse): void => {
-          const startedAtNs = process.hrtime.bigint();
-          onResponse(respond(req, res), startedAtNs);
-        };
+  const handler = timedHandler(respond, onResponse);
   return Object.assign(handler, { dispose: unsubscribe });
 }
 
@@ -178,26 +138,3 @@ export function trustDomainOf(url: string | undefined, prefix: string): TrustDom
 }
 
 const SLASH = 0x2f;
-
-/** The path (and query) of an absolute-form target, `https://host/path?q` → `/path?q`. */
-function absoluteFormPath(url: string): string | undefined {
-  const scheme = url.indexOf("://");
-  if (scheme <= 0) return undefined;
-  const rest = url.slice(scheme + 3);
-  const authorityEnd = rest.search(/[/?#]/);
-  if (authorityEnd < 0) return "/";
-  const tail = rest.slice(authorityEnd);
-  return tail.charCodeAt(0) === SLASH ? tail : `/${tail}`;
-}
-
-/** A request header from `rawHeaders`, repeated fields joined with ", " (RFC 9110 5.3). */
-function rawHeader(raw: string[], lowerName: string): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) {
-      value = value === undefined ? raw[i + 1]! : `${value}, ${raw[i + 1]!}`;
-    }
-  }
-  return value;
-}
