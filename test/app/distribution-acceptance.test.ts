@@ -277,4 +277,29 @@ describe("distribution across replicas", () => {
       ),
     ).rejects.toThrow();
   });
+
+  it("reports not ready, naming the store and sync checks, while Redis is down, and ready again after", async () => {
+    if (!redis.controllable) return;
+    await redis.stop();
+    try {
+      await vi.waitFor(
+        async () => {
+          const reply = await get(b, "/readyz");
+          expect(reply.status).toBe(503);
+          const checks = (JSON.parse(reply.body) as { checks: { name: string; ok: boolean; code?: string }[] }).checks;
+          expect(checks).toContainEqual({ name: "store", ok: false, code: "ERR_STORE_UNAVAILABLE" });
+          expect(checks).toContainEqual({ name: "sync", ok: false, code: "ERR_SYNC_DEGRADED" });
+        },
+        { timeout: 15_000, interval: 250 },
+      );
+      // Served from memory meanwhile.
+      expect((await get(b, `/v1/bundles/${PARTNER}`)).status).toBe(200);
+    } finally {
+      await redis.start();
+    }
+    await vi.waitFor(async () => expect((await get(b, "/readyz")).status).toBe(200), {
+      timeout: 20_000,
+      interval: 250,
+    });
+  }, 45_000);
 });

@@ -29,6 +29,7 @@ import type {
   RelationshipStatus,
   StoredBundle,
 } from "../federation-state.js";
+import { copyHistoryEntry } from "../history.js";
 import type { LocalBundleState, RecordSequenceResult } from "../local-bundle-state.js";
 import type { Store, StoreHealth } from "../types.js";
 
@@ -228,7 +229,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
           acceptedAt: state.bundle?.digest === bundle.digest ? state.bundle.acceptedAt : at,
         };
         state.quarantine = undefined;
-        pushHistory(state, historyEntry({ ...outcome.history, at }), commitOptions.historyLimit);
+        pushHistory(state, copyHistoryEntry({ ...outcome.history, at }), commitOptions.historyLimit);
         event = changeEvent(trustDomain, "bundle", commitOptions.origin, bundle);
       } else if (outcome.kind === "quarantined") {
         const { quarantine } = outcome;
@@ -386,17 +387,6 @@ function changeEvent(
 }
 
 /** A copy with only the known members: the caller's object may carry more, or change later. */
-function historyEntry(entry: HistoryEntry): HistoryEntry {
-  return {
-    at: entry.at,
-    digest: entry.digest,
-    ...(entry.sequence === undefined ? {} : { sequence: entry.sequence }),
-    event: entry.event,
-    reasons: [...entry.reasons],
-    added: [...entry.added],
-    removed: [...entry.removed],
-  };
-}
 
 interface RestoredState {
   localBundle?: LocalBundleState;

@@ -14,6 +14,7 @@ import type {
   StatusUpdate,
   StoredBundle,
 } from "../federation-state.js";
+import { copyHistoryEntry } from "../history.js";
 import type { LocalBundleState, RecordSequenceResult } from "../local-bundle-state.js";
 import type { Store, StoreHealth } from "../types.js";
 import { connectRedis, createRedisClient, createSubscriberClient, wrapRedisError } from "./connection.js";
@@ -278,7 +279,7 @@ function commitArguments(
   if (outcome.kind === "accepted") {
     content = outcome.bundle;
     previousDigest = outcome.previousDigest;
-    listArgument = JSON.stringify(historyEntry({ ...outcome.history, at: status.at }));
+    listArgument = JSON.stringify(copyHistoryEntry({ ...outcome.history, at: status.at }));
   } else if (outcome.kind === "quarantined") {
     content = outcome.quarantine;
     previousDigest = outcome.previousDigest;
@@ -316,17 +317,6 @@ function commitResult(reply: [string, string?]): CommitResult {
 }
 
 /** A fixed member order and only the known members, whatever else the caller's object carries. */
-function historyEntry(entry: HistoryEntry): HistoryEntry {
-  return {
-    at: entry.at,
-    digest: entry.digest,
-    ...(entry.sequence === undefined ? {} : { sequence: entry.sequence }),
-    event: entry.event,
-    reasons: [...entry.reasons],
-    added: [...entry.added],
-    removed: [...entry.removed],
-  };
-}
 
 /*
  * Reading back. A value Redis holds that these scripts could not have written (edited by hand, another
