@@ -10,6 +10,7 @@ import { createServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
+import { createAdminApi } from "./api/admin/assemble.js";
 import { createConsumerAuth } from "./api/auth/consumer-auth.js";
 import { createDistributionRouter } from "./api/distribution/router.js";
 import { createInternalApp } from "./api/internal-app.js";
@@ -19,12 +20,18 @@ import type { BundlegateConfig, ListenConfig } from "./config/types.js";
 import { createBundleEndpoint } from "./endpoint/server.js";
 import { BundlegateError } from "./errors.js";
 import { type BundleCache, createBundleCache } from "./federation/bundle-cache.js";
+import { createExpiryEnforcer } from "./federation/expiry.js";
 import { createBundleFetcher } from "./federation/fetcher/index.js";
+import { createManagedRegistry, type ManagedRegistry } from "./federation/managed-registry.js";
 import { createSyncEngine, type SyncEngine } from "./federation/manager.js";
 import { createLivePartnerIndex } from "./federation/partner-authorities.js";
-import { createStaticRegistry, type RelationshipRegistry } from "./federation/registry.js";
+import type { RelationshipRegistry } from "./federation/registry.js";
+import type { Relationship } from "./federation/relationship.js";
 import type { Logger } from "./logging.js";
 import { createMetrics, type EndpointProfile, type Metrics } from "./metrics/metrics.js";
+import { createQuarantineIndex } from "./metrics/quarantine-index.js";
+import { createMetricsServer } from "./metrics/server.js";
+import { boundedHealthCheck } from "./metrics/store-probe.js";
 import { buildAuthorityIndex } from "./policy/authority-index.js";
 import { createRelayHandler } from "./relay/handler.js";
 import { createRelayServer } from "./relay/server.js";
@@ -38,8 +45,10 @@ import type { Store } from "./store/types.js";
 export interface AppDependencies {
   readonly logger: Logger;
   readonly clock: Clock;
-  /** Relationships from somewhere other than the config file (tests, and later the admin API). */
+  /** Replaces the registry altogether (tests): no API-made relationships, no expiry enforcement, no admin API. */
   readonly registry?: RelationshipRegistry;
+  /** Relationships made in code (`bundlegate dev`'s demo partner), read-only through the API like config ones. */
+  readonly relationships?: readonly Relationship[];
   /** Names this replica in leases and status; defaults to the host name and a random suffix. */
   readonly replicaId?: string;
 }
@@ -55,6 +64,8 @@ export interface RunningApp {
     readonly httpsSpiffe?: ListenAddress;
     readonly relay?: ListenAddress;
     readonly internal: ListenAddress;
+    /** The Prometheus scrape listener (GET /metrics). */
+    readonly metrics: ListenAddress;
   };
   readonly localBundle: LocalBundleSource;
   /** Every partner's last-known-good, in memory. */
@@ -81,7 +92,11 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
 
   try {
     const metrics = createMetrics({ version: VERSION });
-    const store = await openStore(config.store, { trustDomain: config.trustDomain, logger });
+    const store = await openStore(config.store, {
+      trustDomain: config.trustDomain,
+      logger,
+      auditMaxEntries: config.admin?.auditLimit,
+    });
     stops.push(() => store.close());
 
     const localBundle = await createLocalBundleSource({
@@ -103,6 +118,7 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
       httpsSpiffe?: ListenAddress;
       relay?: ListenAddress;
       internal?: ListenAddress;
+      metrics?: ListenAddress;
     } = {};
     // A reload is counted once: validation failures by the credential source (with their code), and
     // what the endpoint applied (ok) or Node refused (ERR_TLS_CONTEXT) by the endpoint.
@@ -197,7 +213,23 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
       now: () => clock.now(),
       userAgent: `bundlegate/${VERSION}`,
     });
-    const registry = deps.registry ?? createStaticRegistry(config.relationships);
+    const replicaId = deps.replicaId ?? `${hostname()}-${randomBytes(3).toString("hex")}`;
+    // Config relationships plus those made through the admin API (kept in the store, followed on every replica).
+    const managed = deps.registry
+      ? undefined
+      : createManagedRegistry({
+          config: [...config.relationships, ...(deps.relationships ?? [])],
+          store,
+          ownTrustDomain: config.trustDomain,
+          maxBundleBytes: fed.maxBundleBytes,
+          clock,
+          logger,
+        });
+    if (managed) {
+      await managed.start();
+      stops.push(() => managed.close());
+    }
+    const registry: RelationshipRegistry = deps.registry ?? (managed as ManagedRegistry);
     const engine = createSyncEngine({
       registry,
       store,
@@ -210,25 +242,73 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
       federation: fed,
       clock,
       logger,
-      replicaId: deps.replicaId ?? `${hostname()}-${randomBytes(3).toString("hex")}`,
+      replicaId,
       hooks: {
-        onFetch: (trustDomain, result, seconds) => {
-          metrics.fetchAttempts.inc({ trust_domain: trustDomain, result });
-          metrics.fetchSeconds.observe({ outcome: result.startsWith("ERR_") ? "error" : "ok" }, seconds);
-        },
-        onDecision: (trustDomain, decision) => {
-          metrics.decisions.inc({
-            trust_domain: trustDomain,
-            decision: decision.kind,
-            reason: decision.reasons[0]?.code ?? "",
-          });
-        },
+        onFetch: (trustDomain, result, seconds) => metrics.recordFetch(trustDomain, result, seconds),
+        onDecision: (trustDomain, decision) => metrics.recordDecision(trustDomain, decision),
       },
     });
     await engine.start();
     stops.push(() => engine.stop());
 
+    if (managed) {
+      const expiry = createExpiryEnforcer({
+        registry: managed,
+        store,
+        clock,
+        logger,
+        intervalMs: config.admin?.expiryCheckIntervalMs ?? 5000,
+        origin: replicaId,
+      });
+      await expiry.tick().catch((error: Error) => logger.warn({ err: error.message }, "expiry check failed"));
+      expiry.start();
+      stops.push(() => expiry.stop());
+    }
+
+    // Statuses come from the engine: it re-reads the store's status of a relationship another replica
+    // polls whenever it finds that relationship's lease taken or not due (once per interval at least).
+    const quarantines = createQuarantineIndex({ store, registry, logger: logger.child({ component: "metrics" }) });
+    stops.push(() => quarantines.close());
+    stops.push(metrics.trackRelationships(registry));
+    metrics.observeFederation({
+      relationships: () => registry.list(),
+      status: (trustDomain) => engine.view(trustDomain).status,
+      bundle: (trustDomain) => cache.get(trustDomain),
+      quarantined: (trustDomain) => quarantines.has(trustDomain),
+      federation: fed,
+      now: () => clock.now(),
+      leasesHeld: () => engine.leasesHeld(),
+      degraded: () => engine.degraded(),
+      storeUp: boundedHealthCheck(() => store.health(), 1000),
+    });
+
     const routers = [];
+    if (config.admin && managed) {
+      const spiffeAddress = addresses.httpsSpiffe;
+      const endpointUrl =
+        config.admin.invitations.endpointUrl ??
+        (spiffeAddress && config.endpoint.httpsSpiffe
+          ? `https://${advertisedHost(spiffeAddress.host)}:${spiffeAddress.port}${config.endpoint.path}`
+          : undefined);
+      const svid = credentials.https_spiffe;
+      routers.push(
+        createAdminApi({
+          config,
+          admin: config.admin,
+          store,
+          registry: managed,
+          engine,
+          cache,
+          fetcher,
+          localBundle,
+          ...(svid ? { svid } : {}),
+          ...(endpointUrl === undefined ? {} : { endpointUrl }),
+          clock,
+          logger,
+          origin: replicaId,
+        }),
+      );
+    }
     const distributionConfig = config.distribution;
     if (distributionConfig) {
       const distribution = createDistributionRouter({
@@ -318,6 +398,14 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     addresses.internal = await listen(internal, config.internal.listen);
     stops.push(() => closeServer(internal));
 
+    const metricsServer = createMetricsServer({
+      registry: metrics.registry,
+      listen: config.metrics.listen,
+      logger: logger.child({ component: "metrics" }),
+    });
+    addresses.metrics = await metricsServer.start();
+    stops.push(() => metricsServer.close());
+
     logger.info({ addresses }, "bundlegate started");
     return {
       addresses: addresses as RunningApp["addresses"],
@@ -333,6 +421,12 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     await stopAll();
     throw error;
   }
+}
+
+/** A wildcard bind address is no name a partner can reach; localhost stands in (set admin.invitations.endpoint_url). */
+function advertisedHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::" || host === "[::]") return "localhost";
+  return host.includes(":") ? `[${host}]` : host;
 }
 
 async function listen(server: Server, address: ListenConfig): Promise<ListenAddress> {

@@ -3,9 +3,13 @@
  * commands/ and returns its exit status, so the whole program runs in-process in tests.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { registerAuditCommands } from "./commands/audit.js";
 import { bundleInspect } from "./commands/bundle-inspect.js";
 import { dev } from "./commands/dev.js";
+import { registerInviteCommands } from "./commands/invite.js";
 import { type ProbeOptions, probe } from "./commands/probe.js";
+import { registerQuarantineCommands } from "./commands/quarantine.js";
+import { registerRelationshipsCommands } from "./commands/relationships.js";
 import { serve } from "./commands/serve.js";
 import { validateConfig } from "./commands/validate-config.js";
 import { CliExit, type CliIo, EXIT_OK, EXIT_USAGE } from "./io.js";
@@ -136,6 +140,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .action(async (file: string, options: { json: boolean }) => {
       exitCode = await validateConfig(file, options, io, io.env);
     });
+
+  // The admin commands (one file each) talk to the admin API; `run` keeps their exit status.
+  const run = async (action: () => Promise<number>) => {
+    exitCode = await action();
+  };
+  registerRelationshipsCommands(program, io, run);
+  registerQuarantineCommands(program, io, run);
+  registerInviteCommands(program, io, run);
+  registerAuditCommands(program, io, run);
 
   try {
     await program.parseAsync(argv, { from: "user" });

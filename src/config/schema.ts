@@ -35,11 +35,13 @@ import { parsePemBundle, serializePem } from "../spiffe/pem.js";
 import { parseBundle } from "../spiffe/read.js";
 import type { ConfigIssue } from "./errors.js";
 import type {
+  AdminConfig,
   BundlegateConfig,
   DistributionConfig,
   FederationConfig,
   InternalConfig,
   ListenConfig,
+  MetricsConfig,
   RelayConfig,
   StoreConfig,
 } from "./types.js";
@@ -56,6 +58,8 @@ export const CONFIG_DEFAULTS = deepFreeze({
     https_spiffe: { listen: { host: "0.0.0.0", port: 8444 } },
   },
   internal: { listen: { host: "127.0.0.1", port: 8080 } },
+  // 9464: the port commonly used by Prometheus exporters of OpenTelemetry SDKs; loopback unless opened up.
+  metrics: { listen: { host: "127.0.0.1", port: 9464 } },
   // key_prefix and command_timeout_ms apply to kind "redis" only.
   store: { kind: "embedded", key_prefix: "bundlegate", command_timeout_ms: 2000 },
   federation: {
@@ -78,6 +82,15 @@ export const CONFIG_DEFAULTS = deepFreeze({
   relay: { listen: { host: "0.0.0.0", port: 8446 } },
   // The distribution API is enabled by its section; these fill in what the section leaves out.
   distribution: { audience: ["bundlegate"], tokens: [], allow: {}, client_certificates: false },
+  // The admin API is enabled by its section.
+  admin: {
+    tokens: [],
+    jwt: { scope_claim: "scope" },
+    rate_limit: { window_seconds: 60, max_requests: 300 },
+    invitations: { ttl_seconds: 3600, max_ttl_seconds: 86_400 },
+    expiry_check_interval_ms: 5000,
+    audit_limit: 100_000,
+  },
 } as const);
 
 /** Node turns a longer setTimeout delay into 1 ms, so a huge timeout would silently become an immediate one. */
@@ -340,6 +353,50 @@ const relay = z.strictObject({
   trust_domains: z.array(z.string()).min(1, 'must name at least one relationship\'s trust domain, or be ["*"]'),
 });
 
+const ADMIN_SCOPE_NAMES = ["relationships:read", "relationships:write", "relationships:approve", "audit:read"] as const;
+
+const adminToken = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-", starting with a letter or digit'),
+  sha256: tokenSha256,
+  scopes: z.array(z.enum(ADMIN_SCOPE_NAMES)).min(1, "must grant at least one scope"),
+});
+
+const adminJwt = z
+  .strictObject({
+    issuer: z.string().min(1, "must not be empty"),
+    audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    jwks_file: filePath.optional(),
+    jwks_url: refinedString(jwksUrlProblem).optional(),
+    scope_claim: z.string().min(1).default(D.admin.jwt.scope_claim),
+  })
+  .superRefine((jwt, ctx) => {
+    if ((jwt.jwks_file === undefined) === (jwt.jwks_url === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["jwks_file"], message: "set exactly one of jwks_file and jwks_url" });
+    }
+  });
+
+const admin = z.strictObject({
+  tokens: z.array(adminToken).default(() => []),
+  jwt: adminJwt.optional(),
+  rate_limit: z
+    .strictObject({
+      window_seconds: z.number().int().positive().max(86_400).default(D.admin.rate_limit.window_seconds),
+      max_requests: z.number().int().positive().default(D.admin.rate_limit.max_requests),
+    })
+    .prefault({}),
+  invitations: z
+    .strictObject({
+      ttl_seconds: z.number().int().min(60).max(604_800).default(D.admin.invitations.ttl_seconds),
+      max_ttl_seconds: z.number().int().min(60).max(604_800).default(D.admin.invitations.max_ttl_seconds),
+      endpoint_url: refinedString(endpointUrlProblem).optional(),
+    })
+    .prefault({}),
+  expiry_check_interval_ms: millis.default(D.admin.expiry_check_interval_ms),
+  audit_limit: z.number().int().min(100).max(10_000_000).default(D.admin.audit_limit),
+});
+
 export const configDocumentSchema = z.strictObject({
   trust_domain: trustDomain,
   log_level: z.enum(LOG_LEVELS).default(D.log_level),
@@ -384,11 +441,13 @@ export const configDocumentSchema = z.strictObject({
       tls: z.strictObject({ cert_file: filePath, key_file: filePath, client_ca_file: filePath.optional() }).optional(),
     })
     .prefault({}),
+  metrics: z.strictObject({ listen: listenSchema(D.metrics.listen) }).prefault({}),
   store,
   federation,
   relationships: z.array(relationship).default([]),
   distribution: distribution.optional(),
   relay: relay.optional(),
+  admin: admin.optional(),
 });
 
 export type ConfigDocument = z.output<typeof configDocumentSchema>;
@@ -476,6 +535,7 @@ export function checkConfigDocument(input: unknown, context: CheckContext = {}):
     ...relationshipIssues(input),
     ...distributionIssues(input),
     ...relayIssues(input),
+    ...adminIssues(input),
     ...files.issues,
     ...proxy.issues,
   ];
@@ -556,18 +616,24 @@ export function toBundlegateConfig(
           }),
     },
     internal: internalOf(doc.internal, file),
+    metrics: metricsOf(doc.metrics),
     store: storeOf(doc.store, file),
     filePollIntervalMs: doc.file_poll_interval_ms,
     federation: federationOf(doc.federation, resolved),
     relationships: doc.relationships.map((rel, index) => relationshipOf(rel, index, resolved, file)),
     ...(doc.distribution === undefined ? {} : { distribution: distributionOf(doc.distribution) }),
     ...(doc.relay === undefined ? {} : { relay: relayOf(doc.relay, file) }),
+    ...(doc.admin === undefined ? {} : { admin: adminOf(doc.admin, file) }),
   };
   return deepFreeze(config);
 }
 
 function listenOf(listen: { host: string; port: number }): ListenConfig {
   return { host: listen.host, port: listen.port };
+}
+
+function metricsOf(metrics: ConfigDocument["metrics"]): MetricsConfig {
+  return { listen: listenOf(metrics.listen) };
 }
 
 function internalOf(internal: ConfigDocument["internal"], file: (p: string) => string): InternalConfig {
@@ -584,6 +650,81 @@ function internalOf(internal: ConfigDocument["internal"], file: (p: string) => s
           },
         }),
   };
+}
+
+function adminOf(a: NonNullable<ConfigDocument["admin"]>, file: (p: string) => string): AdminConfig {
+  const { jwt } = a;
+  return {
+    tokens: a.tokens.map((token) => ({ name: token.name, sha256: token.sha256, scopes: [...token.scopes] })),
+    ...(jwt === undefined
+      ? {}
+      : {
+          jwt: {
+            issuer: jwt.issuer,
+            audience: typeof jwt.audience === "string" ? [jwt.audience] : [...jwt.audience],
+            ...(jwt.jwks_file === undefined ? {} : { jwksFile: file(jwt.jwks_file) }),
+            ...(jwt.jwks_url === undefined ? {} : { jwksUrl: jwt.jwks_url }),
+            scopeClaim: jwt.scope_claim,
+          },
+        }),
+    rateLimit: { windowSeconds: a.rate_limit.window_seconds, maxRequests: a.rate_limit.max_requests },
+    invitations: {
+      ttlSeconds: a.invitations.ttl_seconds,
+      maxTtlSeconds: a.invitations.max_ttl_seconds,
+      ...(a.invitations.endpoint_url === undefined ? {} : { endpointUrl: a.invitations.endpoint_url }),
+    },
+    expiryCheckIntervalMs: a.expiry_check_interval_ms,
+    auditLimit: a.audit_limit,
+  };
+}
+
+/** The admin section against itself: token names and digests unique, the invitation lifetime within its cap. */
+function adminIssues(input: unknown): ConfigIssue[] {
+  const section = isRecord(input) ? asRecord(input.admin) : undefined;
+  if (!section) return [];
+  const issues: ConfigIssue[] = [];
+  const names = new Map<unknown, number>();
+  const digests = new Map<unknown, number>();
+  (Array.isArray(section.tokens) ? section.tokens : []).forEach((entry: unknown, index) => {
+    const token = asRecord(entry);
+    for (const [key, seen] of [
+      ["name", names],
+      ["sha256", digests],
+    ] as const) {
+      const value = token?.[key];
+      if (typeof value !== "string") continue;
+      const first = seen.get(value);
+      if (first === undefined) seen.set(value, index);
+      else {
+        issues.push({
+          path: `admin.tokens[${index}].${key}`,
+          message: `duplicate: admin.tokens[${first}] has the same ${key}`,
+        });
+      }
+    }
+  });
+  const invitations = asRecord(section.invitations);
+  const ttl = invitations?.ttl_seconds;
+  const max = invitations?.max_ttl_seconds ?? CONFIG_DEFAULTS.admin.invitations.max_ttl_seconds;
+  if (typeof ttl === "number" && typeof max === "number" && ttl > max) {
+    issues.push({ path: "admin.invitations.ttl_seconds", message: `must not exceed max_ttl_seconds (${max})` });
+  }
+  return issues;
+}
+
+/** Why a JWKS URL is refused: https only, except plain http to this machine (a local identity provider, tests). */
+function jwksUrlProblem(raw: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return "is not a URL";
+  }
+  if (url.username !== "" || url.password !== "") return "must not carry a user name or password";
+  if (url.protocol === "https:") return undefined;
+  const loopback = url.hostname === "localhost" || url.hostname === "127.0.0.1" || url.hostname === "[::1]";
+  if (url.protocol === "http:" && loopback) return undefined;
+  return "must be an https URL (plain http only to localhost)";
 }
 
 function distributionOf(d: NonNullable<ConfigDocument["distribution"]>): DistributionConfig {
@@ -638,6 +779,51 @@ function federationOf(f: ConfigDocument["federation"], resolved: ResolvedInputs)
     jitterRatio: f.jitter_ratio,
     backoffInitialSeconds: f.backoff_initial_seconds,
   };
+}
+
+/** A relationship already known, as far as the cross-relationship rules need it. */
+export interface KnownRelationship {
+  readonly trust_domain: string;
+  readonly profile: string;
+  readonly endpoint_spiffe_id?: string;
+}
+
+export type RelationshipEntryCheck =
+  | { readonly ok: true; readonly relationship: Relationship }
+  | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
+/**
+ * One relationship entry checked with exactly the config file's rules (schema, profile fields, labels, dates,
+ * refresh, endpoint trust against `others`), for the admin API. Files are not read here: the caller passes
+ * the bootstrap bundle and CA certificates it already parsed, and names them in the entry as
+ * `bootstrap_bundle_file` / `ca_file` placeholders so the profile rules see them. Issue paths are relative
+ * to the entry ("endpoint_url", "labels.team").
+ */
+export function checkRelationshipEntry(
+  input: unknown,
+  context: {
+    readonly ownTrustDomain: string;
+    readonly others: readonly KnownRelationship[];
+    readonly bootstrapBundle?: TrustBundle;
+    readonly caPem?: string;
+  },
+): RelationshipEntryCheck {
+  const result = relationship.safeParse(input, { error: issueMessage });
+  const index = context.others.length;
+  const prefix = `relationships[${index}]`;
+  const crossIssues = relationshipIssues({
+    trust_domain: context.ownTrustDomain,
+    relationships: [...context.others, input],
+  })
+    .filter((issue) => issue.path.startsWith(prefix))
+    .map((issue) => ({ ...issue, path: issue.path.slice(prefix.length).replace(/^\./, "") }));
+  const issues = [...(result.success ? [] : result.error.issues.flatMap(toConfigIssues)), ...crossIssues];
+  if (!result.success || issues.length > 0) return { ok: false, issues };
+  const resolved: ResolvedInputs = {
+    bootstrapBundles: new Map(context.bootstrapBundle === undefined ? [] : [[index, context.bootstrapBundle]]),
+    caPems: new Map(context.caPem === undefined ? [] : [[index, context.caPem]]),
+  };
+  return { ok: true, relationship: relationshipOf(result.data, index, resolved, (p) => p) };
 }
 
 function relationshipOf(
@@ -776,6 +962,8 @@ function crossFieldIssues(input: unknown): ConfigIssue[] {
   if (web) listeners.push(["endpoint.https_web", web.listen, CONFIG_DEFAULTS.endpoint.https_web.listen]);
   if (spiffe) listeners.push(["endpoint.https_spiffe", spiffe.listen, CONFIG_DEFAULTS.endpoint.https_spiffe.listen]);
   if (internal) listeners.push(["internal", internal.listen, CONFIG_DEFAULTS.internal.listen]);
+  const metricsSection = input.metrics === undefined ? {} : asRecord(input.metrics);
+  if (metricsSection) listeners.push(["metrics", metricsSection.listen, CONFIG_DEFAULTS.metrics.listen]);
   if (relaySection) listeners.push(["relay", relaySection.listen, CONFIG_DEFAULTS.relay.listen]);
   const taken: { name: string; host: string; port: number }[] = [];
   for (const [name, value, defaults] of listeners) {

@@ -100,6 +100,11 @@ export interface InternalConfig {
   readonly tls?: InternalTlsConfig;
 }
 
+/** The Prometheus scrape listener: plain HTTP, GET /metrics only. */
+export interface MetricsConfig {
+  readonly listen: ListenConfig;
+}
+
 /** A static bearer token of the distribution API; the same shape as consumer-auth's `StaticToken`. */
 export interface DistributionToken {
   /** Unique; the caller is `token:<name>` when `spiffeId` is absent. */
@@ -136,12 +141,53 @@ export interface RelayConfig {
   readonly trustDomains: readonly string[] | "all";
 }
 
+export type AdminScope = "relationships:read" | "relationships:write" | "relationships:approve" | "audit:read";
+
+/** A static bearer token of the admin API; only its SHA-256 is configured. */
+export interface AdminToken {
+  /** Unique; the caller (and audit actor) is `token:<name>`. */
+  readonly name: string;
+  readonly sha256: string;
+  readonly scopes: readonly AdminScope[];
+}
+
+/** Bearer JWTs of the admin API, verified against a JWKS. */
+export interface AdminJwtConfig {
+  readonly issuer: string;
+  readonly audience: readonly string[];
+  /** Exactly one of the two. */
+  readonly jwksFile?: string;
+  readonly jwksUrl?: string;
+  /** Claim holding the scopes: a space-separated string or an array ("scope" by default; "scp" is also read). */
+  readonly scopeClaim: string;
+}
+
+/** The admin API (`/v1/relationships*`, `/v1/audit`, `/v1/invitations*`, `/v1/openapi.json` on the internal listener). */
+export interface AdminConfig {
+  readonly tokens: readonly AdminToken[];
+  readonly jwt?: AdminJwtConfig;
+  /** Requests per caller (or per address before authentication) per window. */
+  readonly rateLimit: { readonly windowSeconds: number; readonly maxRequests: number };
+  /** Lifetime of the invitations this gateway signs, and the longest it accepts. */
+  readonly invitations: {
+    readonly ttlSeconds: number;
+    readonly maxTtlSeconds: number;
+    /** The bundle endpoint URL partners use (https_spiffe profile); default: its listener's address. */
+    readonly endpointUrl?: string;
+  };
+  /** How often each replica checks for relationships past `expires_at`. */
+  readonly expiryCheckIntervalMs: number;
+  /** Audit entries kept in the store's stream (older ones are trimmed). */
+  readonly auditLimit: number;
+}
+
 export interface BundlegateConfig {
   readonly trustDomain: TrustDomain;
   readonly logLevel: LogLevel;
   readonly localBundle: LocalBundleConfig;
   readonly endpoint: EndpointConfig;
   readonly internal: InternalConfig;
+  readonly metrics: MetricsConfig;
   readonly store: StoreConfig;
   /** How often watched files are also re-read, in case a change event was missed (network filesystems). */
   readonly filePollIntervalMs: number;
@@ -152,4 +198,6 @@ export interface BundlegateConfig {
   readonly distribution?: DistributionConfig;
   /** Absent: the relay is disabled. */
   readonly relay?: RelayConfig;
+  /** Absent: the admin API is not mounted (no route is open by default). */
+  readonly admin?: AdminConfig;
 }

@@ -6,12 +6,16 @@ import { openEmbeddedStore } from "./embedded/embedded-store.js";
 import { openRedisStore } from "./redis/redis-store.js";
 import type { Store } from "./types.js";
 
-export function openStore(config: StoreConfig, context: { trustDomain: TrustDomain; logger: Logger }): Promise<Store> {
+export function openStore(
+  config: StoreConfig,
+  context: { trustDomain: TrustDomain; logger: Logger; auditMaxEntries?: number | undefined },
+): Promise<Store> {
   const logger = context.logger.child({ component: "store", kind: config.kind });
+  const audit = context.auditMaxEntries === undefined ? {} : { auditMaxEntries: context.auditMaxEntries };
   if (config.kind === "redis") {
-    return openRedisStore({ ...config, trustDomain: context.trustDomain, logger });
+    return openRedisStore({ ...config, trustDomain: context.trustDomain, logger, ...audit });
   }
   return openEmbeddedStore(
-    config.snapshotFile === undefined ? { logger } : { snapshotFile: config.snapshotFile, logger },
+    config.snapshotFile === undefined ? { logger, ...audit } : { snapshotFile: config.snapshotFile, logger, ...audit },
   );
 }

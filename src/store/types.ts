@@ -2,6 +2,7 @@
  * The Store: bundlegate's state of record. Redis when replicas share work, the embedded store for
  * development and single nodes; both pass the same contract tests (test/store/contract.ts).
  */
+import type { AdminStore } from "./admin-state.js";
 import type { FederationStore } from "./federation-state.js";
 import type { LocalBundleStateStore } from "./local-bundle-state.js";
 
@@ -13,7 +14,7 @@ export interface StoreHealth {
   readonly code?: string;
 }
 
-export interface Store extends LocalBundleStateStore, FederationStore {
+export interface Store extends LocalBundleStateStore, FederationStore, AdminStore {
   readonly kind: StoreKind;
   health(): Promise<StoreHealth>;
   close(): Promise<void>;

@@ -65,6 +65,7 @@ async function replica(name: string, files: Record<string, string>, port: number
         listen: { host: "127.0.0.1", port: 0 },
         tls: { cert_file: "internal.pem", key_file: "internal.key" },
       },
+      metrics: { listen: { host: "127.0.0.1", port: 0 } },
       store: { kind: "redis", url: redis.url, key_prefix: "dist-acceptance" },
       federation: {
         min_refresh_hint_seconds: 1,

@@ -132,6 +132,7 @@ async function startFixture(): Promise<Fixture> {
         },
       },
       internal: { listen: { host: "127.0.0.1", port: 0 } },
+      metrics: { listen: { host: "127.0.0.1", port: 0 } },
       store: { kind: "embedded", snapshot_file: "state/snapshot.json" },
     }),
     { baseDir: dir, env: {}, source: "endpoint acceptance test" },

@@ -11,6 +11,7 @@ import type {
   StoredBundle,
 } from "../../src/store/federation-state.js";
 import type { Store } from "../../src/store/types.js";
+import { adminStoreContract } from "./admin-contract.js";
 
 const digest = (n: number) => n.toString(16).padStart(64, "0");
 
@@ -782,6 +783,8 @@ export function storeContract(name: string, backend: StoreBackend): void {
       expect((await seenByB.waitFor(2)).map((event) => [event.kind, event.origin])).toEqual(told);
     });
   });
+
+  adminStoreContract(name, backend, openFresh, (store) => opened.push(store));
 
   describe.runIf(backend.durable)(`${name}: durability`, () => {
     it("keeps bundles, quarantines, statuses, history and fences across a reopen", async () => {

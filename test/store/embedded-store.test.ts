@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/logging.js";
 import type { TrustDomain } from "../../src/spiffe/id.js";
+import { compareAuditIds } from "../../src/store/admin-records.js";
+import type { RelationshipRecordEvent } from "../../src/store/admin-state.js";
 import { openEmbeddedStore } from "../../src/store/embedded/embedded-store.js";
 import type { BundleChangeEvent } from "../../src/store/federation-state.js";
 import { type OpenedStore, storeContract } from "./contract.js";
@@ -95,11 +97,15 @@ describe("embedded store snapshot", () => {
   const relationship = (entry: string, name: string = partner) =>
     `{"version":1,${localOk},"relationships":{"${name}":${entry}}}`;
   const bundle = (members: string) => `{"json":"{}","digest":"${hex("b")}","acceptedAt":1${members}}`;
+  // Later members of a JSON object win, so `members` overrides the well-formed ones.
+  const admin = (members: string) => `{"version":2,${localOk},${members}}`;
+  const record = (members: string) => `{"document":"{}","revision":1,"createdAt":1,"updatedAt":1${members}}`;
+  const audit = (id: string, members = "") => `{"id":"${id}","at":1,"actor":"a","action":"b"${members}}`;
 
   it.each([
     ["not JSON", "{"],
     ["not an object", "[1]"],
-    ["another version", '{"version":2}'],
+    ["another version", '{"version":3}'],
     ["a malformed digest", '{"version":1,"localBundle":{"contentDigest":"zz","sequence":"1"}}'],
     ["a malformed sequence", `{"version":1,"localBundle":{"contentDigest":"${hex("a")}","sequence":"-1"}}`],
     ["relationships that are a list", `{"version":1,"relationships":[]}`],
@@ -136,6 +142,20 @@ describe("embedded store snapshot", () => {
       "a history entry without lists",
       relationship(`{"history":[{"at":1,"digest":"${hex("d")}","event":"accepted"}],"fence":1}`),
     ],
+    ["relationship records that are a list", admin('"relationshipRecords":[]')],
+    ["a record keyed by no trust domain", admin(`"relationshipRecords":{"Not A Domain":${record("")}}`)],
+    ["a record at revision 0", admin(`"relationshipRecords":{"${partner}":${record(',"revision":0')}}`)],
+    ["a record whose document is not text", admin(`"relationshipRecords":{"${partner}":${record(',"document":{}')}}`)],
+    [
+      "a record without its creation time",
+      admin(`"relationshipRecords":{"${partner}":${record(',"createdAt":null')}}`),
+    ],
+    ["a preflight that is not text", admin(`"preflights":{"${partner}":{}}`)],
+    ["an audit trail that is no list", admin('"audit":{}')],
+    ["an audit entry without an actor", admin(`"audit":[${audit("1-0", ',"actor":null')}]`)],
+    ["an audit entry with a malformed id", admin(`"audit":[${audit("1")}]`)],
+    ["audit entries oldest first", admin(`"audit":[${audit("1-0")},${audit("2-0")}]`)],
+    ["audit details that are not an object", admin(`"audit":[${audit("1-0", ',"details":[1]')}]`)],
   ])("refuses to start on a snapshot with %s", async (_name, content) => {
     const file = await tempFile();
     const first = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger() });
@@ -170,5 +190,95 @@ describe("embedded store snapshot", () => {
     expect(await store.getStatus(partner)).toEqual({ consecutiveFailures: 2, lastResult: "ERR_X" });
     expect(await store.getHistory(partner, 5)).toHaveLength(1);
     expect((await store.acquireLease(partner, "a", 1000))!.fence).toBe(5);
+  });
+});
+
+describe("embedded store admin state", () => {
+  const at = 1_700_000_000_000;
+  const writing = (expectedRevision?: number) => ({
+    at,
+    ...(expectedRevision === undefined ? {} : { expectedRevision }),
+    audit: { at, actor: "token:ops", action: "relationship.create", trustDomain: partner },
+    origin: "a",
+  });
+  const saved = async (file: string) => JSON.parse(await readFile(file, "utf8"));
+
+  it("writes version 1 until there is admin state, then version 2 with it, and reads both", async () => {
+    const file = await tempFile();
+    const first = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger() });
+    await first.assignLocalSequence(hex("a"));
+    await first.acquireLease(partner, "a", 1000);
+    expect(await saved(file)).toEqual({
+      version: 1,
+      localBundle: { contentDigest: hex("a"), sequence: "1" },
+      relationships: { [partner]: { history: [], fence: 1 } },
+    });
+    await first.close();
+
+    const second = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger() });
+    expect(await second.listRelationshipRecords()).toEqual([]);
+    expect(await second.queryAudit({ limit: 10 })).toEqual([]);
+    await second.putRelationshipRecord(partner, '{"a":1}', writing(0));
+    await second.setPreflight(partner, "{}");
+    const file2 = await saved(file);
+    expect(file2).toEqual({
+      version: 2,
+      localBundle: { contentDigest: hex("a"), sequence: "1" },
+      relationships: { [partner]: { history: [], fence: 1 } },
+      relationshipRecords: { [partner]: { document: '{"a":1}', revision: 1, createdAt: at, updatedAt: at } },
+      preflights: { [partner]: "{}" },
+      audit: [
+        {
+          id: expect.stringMatching(/^[0-9]+-0$/),
+          at,
+          actor: "token:ops",
+          action: "relationship.create",
+          trustDomain: partner,
+        },
+      ],
+    });
+    await second.close();
+
+    const third = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger() });
+    expect(await third.getRelationshipRecord(partner)).toMatchObject({ revision: 1, document: '{"a":1}' });
+    expect(await third.getPreflight(partner)).toBe("{}");
+    expect(await third.queryAudit({ limit: 10 })).toEqual(file2.audit);
+    expect(await third.getLocalBundleState()).toEqual({ contentDigest: hex("a"), sequence: 1n });
+    // The delete leaves its audit entry, so the file stays at version 2.
+    await third.deleteRelationshipRecord(partner, writing());
+    expect((await saved(file)).version).toBe(2);
+    await third.close();
+  });
+
+  it("keeps the newest entries up to the audit cap, in memory and in the snapshot", async () => {
+    const file = await tempFile();
+    const store = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger(), auditMaxEntries: 3 });
+    for (let n = 0; n < 5; n++) await store.appendAudit({ at: at + n, actor: "a", action: `a${n}` });
+    const kept = (await store.queryAudit({ limit: 10 })).map((entry) => entry.action);
+    expect(kept).toEqual(["a4", "a3", "a2"]);
+    expect((await saved(file)).audit.map((entry: { action: string }) => entry.action)).toEqual(kept);
+    await store.close();
+    const smaller = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger(), auditMaxEntries: 2 });
+    expect((await smaller.queryAudit({ limit: 10 })).map((entry) => entry.action)).toEqual(["a4", "a3"]);
+  });
+
+  it("keeps audit ids increasing across a restart with a clock that went back", async () => {
+    const file = await tempFile();
+    const first = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger(), now: () => 2_000_000 });
+    const older = await first.appendAudit({ at, actor: "a", action: "x" });
+    await first.close();
+    const second = await openEmbeddedStore({ snapshotFile: file, logger: silentLogger(), now: () => 1_000_000 });
+    const newer = await second.appendAudit({ at, actor: "a", action: "y" });
+    expect(compareAuditIds(newer.id, older.id)).toBeGreaterThan(0);
+    expect((await second.queryAudit({ limit: 1, before: newer.id }))[0]?.id).toBe(older.id);
+  });
+
+  it("tells record listeners synchronously, before the write's promise settles", async () => {
+    const store = await openEmbeddedStore({ snapshotFile: await tempFile(), logger: silentLogger() });
+    const events: RelationshipRecordEvent[] = [];
+    store.subscribeRelationshipRecords((event) => events.push(event));
+    const putting = store.putRelationshipRecord(partner, "{}", writing(0));
+    expect(events).toEqual([{ trustDomain: partner, kind: "put", revision: 1, origin: "a" }]);
+    await putting;
   });
 });

@@ -1,7 +1,8 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger, silentLogger } from "../../src/logging.js";
-import type { TrustDomain } from "../../src/spiffe/id.js";
+import { isTrustDomain, type TrustDomain } from "../../src/spiffe/id.js";
+import type { NewAuditEntry, RecordWriteOptions, RelationshipRecordEvent } from "../../src/store/admin-state.js";
 import type { BundleChangeEvent, FetchOutcome, StatusUpdate } from "../../src/store/federation-state.js";
 import { openRedisStore } from "../../src/store/redis/redis-store.js";
 import type { Store } from "../../src/store/types.js";
@@ -21,7 +22,12 @@ afterAll(async () => {
 });
 
 async function openFresh(
-  overrides: { trustDomain?: string; prefix?: string; logger?: ReturnType<typeof silentLogger> } = {},
+  overrides: {
+    trustDomain?: string;
+    prefix?: string;
+    logger?: ReturnType<typeof silentLogger>;
+    auditMaxEntries?: number;
+  } = {},
 ): Promise<Store> {
   const store = await openRedisStore({
     url: redis.url,
@@ -29,6 +35,7 @@ async function openFresh(
     commandTimeoutMs: 1000,
     trustDomain: (overrides.trustDomain ?? "example.org") as TrustDomain,
     logger: overrides.logger ?? silentLogger(),
+    ...(overrides.auditMaxEntries === undefined ? {} : { auditMaxEntries: overrides.auditMaxEntries }),
   });
   opened.push(store);
   return store;
@@ -70,6 +77,14 @@ function accepted(digest: string, previousDigest = ""): FetchOutcome {
     history: { digest, event: "accepted", reasons: [], added: [], removed: [] },
   };
 }
+
+const auditEntry = (action: string): NewAuditEntry => ({ at, actor: "token:ops", action, trustDomain: partner });
+const recordWrite = (expectedRevision?: number): RecordWriteOptions => ({
+  at,
+  ...(expectedRevision === undefined ? {} : { expectedRevision }),
+  audit: auditEntry("relationship.update"),
+  origin: "test",
+});
 
 /** A plain connection for looking at what the store wrote. */
 async function inspect<T>(look: (client: Redis) => Promise<T>): Promise<T> {
@@ -253,6 +268,14 @@ describe("redis store", () => {
         () => store.discardQuarantine(partner, hex("1"), { origin: "a" }),
         () => store.resetSequence(partner, { at, historyLimit: 5, origin: "a" }),
         () => store.removeRelationship(partner, { origin: "a" }),
+        () => store.listRelationshipRecords(),
+        () => store.getRelationshipRecord(partner),
+        () => store.putRelationshipRecord(partner, "{}", recordWrite()),
+        () => store.deleteRelationshipRecord(partner, recordWrite()),
+        () => store.getPreflight(partner),
+        () => store.setPreflight(partner, "{}"),
+        () => store.appendAudit(auditEntry("x")),
+        () => store.queryAudit({ limit: 10 }),
       ];
       for (const call of calls) {
         await expect(call()).rejects.toMatchObject({ code: "ERR_STORE_UNAVAILABLE" });
@@ -286,5 +309,140 @@ describe("redis store", () => {
     await expect
       .poll(() => told, { timeout: 5000 })
       .toEqual([{ trustDomain: partner, kind: "bundle", digest: hex("3"), origin: "test" }]);
+  });
+});
+
+describe("redis store admin state", () => {
+  it("keeps the admin keys under one hash tag that no trust domain can have", async () => {
+    const store = await openFresh({ prefix: "admintag" });
+    await store.putRelationshipRecord(partner, "{}", recordWrite(0));
+    await store.setPreflight(partner, "{}");
+    await store.appendAudit(auditEntry("x"));
+    await store.acquireLease(partner, "a", 5000);
+    const keys = (await inspect((client) => client.keys("admintag:*"))).sort();
+    expect(keys).toEqual([
+      "admintag:{@admin}:audit",
+      "admintag:{@admin}:preflights",
+      "admintag:{@admin}:relationships",
+      "admintag:{partner.example}:fence",
+      "admintag:{partner.example}:lease",
+    ]);
+    // Redis Cluster hashes only the text of the first {...}: one tag, one slot.
+    const tags = new Set(keys.filter((key) => key.includes("@")).map((key) => /\{([^}]*)\}/.exec(key)?.[1]));
+    expect([...tags]).toEqual(["@admin"]);
+    expect(isTrustDomain("@admin")).toBe(false);
+    const stream = await inspect((client) => client.xrange("admintag:{@admin}:audit", "-", "+"));
+    expect(stream.map(([, fields]) => fields)).toEqual([
+      ["at", String(at), "actor", "token:ops", "action", "relationship.update", "trust_domain", partner],
+      ["at", String(at), "actor", "token:ops", "action", "x", "trust_domain", partner],
+    ]);
+  });
+
+  it("caps the audit stream near its configured length", async () => {
+    const prefix = `test${++prefixCounter}`;
+    const store = await openFresh({ prefix, auditMaxEntries: 100 });
+    for (let n = 0; n < 600; n++) await store.appendAudit(auditEntry(`a${n}`));
+    await store.putRelationshipRecord(partner, "{}", recordWrite());
+    const [length, nodeSize] = await inspect(async (client) => [
+      await client.xlen(`${prefix}:{@admin}:audit`),
+      Number(((await client.config("GET", "stream-node-max-entries")) as string[])[1]),
+    ]);
+    // Approximate trimming drops whole stream nodes only, so up to one node more than the cap stays.
+    expect(length).toBeGreaterThanOrEqual(100);
+    expect(length).toBeLessThanOrEqual(100 + nodeSize);
+    const kept = await store.queryAudit({ limit: 1000 });
+    expect(kept).toHaveLength(length);
+    expect(kept[0]?.action).toBe("relationship.update");
+    expect(kept[1]?.action).toBe("a599");
+  });
+
+  it("finds matching entries with more than one script call's worth of others between them", async () => {
+    const store = await openFresh();
+    const oldest = await store.appendAudit(auditEntry("needle"));
+    for (let n = 0; n < 2500; n++) await store.appendAudit(auditEntry("hay"));
+    const newest = await store.appendAudit(auditEntry("needle"));
+    for (let n = 0; n < 1500; n++) await store.appendAudit(auditEntry("hay"));
+    expect(await store.queryAudit({ limit: 10, action: "needle" })).toEqual([newest, oldest]);
+    expect(await store.queryAudit({ limit: 1, action: "needle", before: newest.id })).toEqual([oldest]);
+    const hay = await store.queryAudit({ limit: 1000, action: "hay", before: newest.id });
+    expect(hay).toHaveLength(1000);
+    expect(new Set(hay.map((entry) => entry.id)).size).toBe(1000);
+  });
+
+  it("answers ERR_STORE_CORRUPT for a record it could not have written, and lets an unconditional delete clear it", async () => {
+    const prefix = `test${++prefixCounter}`;
+    const store = await openFresh({ prefix });
+    const records = `${prefix}:{@admin}:relationships`;
+    const other = "other.example" as TrustDomain;
+    await store.putRelationshipRecord(other, "{}", recordWrite(0));
+    for (const bad of [
+      "{",
+      "[]",
+      '{"document":{},"revision":1,"createdAt":1,"updatedAt":1}',
+      '{"document":"{}","revision":0,"createdAt":1,"updatedAt":1}',
+      '{"document":"{}","revision":1.5,"createdAt":1,"updatedAt":1}',
+      '{"document":"{}","revision":1,"updatedAt":1}',
+    ]) {
+      await inspect((client) => client.hset(records, partner, bad));
+      const corrupt = { code: "ERR_STORE_CORRUPT" };
+      await expect(store.getRelationshipRecord(partner)).rejects.toMatchObject(corrupt);
+      await expect(store.listRelationshipRecords()).rejects.toMatchObject(corrupt);
+      const audited = (await store.queryAudit({ limit: 1000 })).length;
+      // The write scripts decode the record too; they refuse it rather than fail or guess its revision.
+      await expect(store.putRelationshipRecord(partner, "{}", recordWrite())).rejects.toMatchObject(corrupt);
+      await expect(store.putRelationshipRecord(partner, "{}", recordWrite(1))).rejects.toMatchObject(corrupt);
+      await expect(store.deleteRelationshipRecord(partner, recordWrite(1))).rejects.toMatchObject(corrupt);
+      expect(await store.queryAudit({ limit: 1000 })).toHaveLength(audited);
+      expect(await store.getRelationshipRecord(other)).toMatchObject({ revision: 1 });
+      expect(await store.deleteRelationshipRecord(partner, recordWrite())).toEqual({ ok: true });
+      expect(await store.getRelationshipRecord(partner)).toBeUndefined();
+    }
+    await inspect((client) =>
+      client.hset(records, "Not A Domain", '{"document":"{}","revision":1,"createdAt":1,"updatedAt":1}'),
+    );
+    await expect(store.listRelationshipRecords()).rejects.toMatchObject({ code: "ERR_STORE_CORRUPT" });
+  });
+
+  it("answers ERR_STORE_CORRUPT for an audit entry it could not have written", async () => {
+    const prefix = `test${++prefixCounter}`;
+    const store = await openFresh({ prefix });
+    const stream = `${prefix}:{@admin}:audit`;
+    for (const fields of [
+      ["at", "soon", "actor", "a", "action", "b"],
+      ["at", "1", "action", "b"],
+      ["at", "1", "actor", "a", "action", "b", "before", "{"],
+      ["at", "1", "actor", "a", "action", "b", "details", "[1]"],
+    ]) {
+      await inspect((client) => client.del(stream));
+      await store.appendAudit(auditEntry("older"));
+      await inspect((client) => client.xadd(stream, "*", ...fields));
+      await expect(store.queryAudit({ limit: 10 })).rejects.toMatchObject({ code: "ERR_STORE_CORRUPT" });
+    }
+  });
+
+  it("drops malformed record events with a warning and never hands them to bundle change listeners", async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: "warn" }, { write: (line: string) => lines.push(line) });
+    const prefix = `test${++prefixCounter}`;
+    const store = await openFresh({ prefix, logger });
+    const records: RelationshipRecordEvent[] = [];
+    const bundles: BundleChangeEvent[] = [];
+    store.subscribeRelationshipRecords((event) => records.push(event));
+    store.subscribe((event) => bundles.push(event));
+    await inspect(async (client) => {
+      for (const message of [
+        "not json",
+        '{"trustDomain":"ok.example","kind":"bundle","origin":"x"}',
+        '{"trustDomain":"Bad Domain","kind":"put","origin":"x"}',
+        '{"trustDomain":"ok.example","kind":"put","origin":"x","revision":0}',
+      ]) {
+        await client.publish(`${prefix}:record-events`, message);
+      }
+    });
+    await store.putRelationshipRecord(partner, "{}", recordWrite());
+    await expect.poll(() => records.length).toBe(1);
+    expect(records).toEqual([{ trustDomain: partner, kind: "put", revision: 1, origin: "test" }]);
+    expect(lines.filter((line) => line.includes("malformed record event"))).toHaveLength(4);
+    expect(bundles).toEqual([]);
   });
 });

@@ -40,7 +40,7 @@
  * On success `res.locals.caller` is `{ kind: "x509" | "jwt" | "token", id }` (for logs) and
  * `res.locals.allowedTrustDomains` the predicate; read them with `callerOf` / `allowedTrustDomainsOf`.
  */
-import { createHash, timingSafeEqual, X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { TLSSocket } from "node:tls";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { createLocalJWKSet, decodeProtectedHeader, type JWK, errors as joseErrors, jwtVerify } from "jose";
@@ -53,6 +53,8 @@ import type { TrustBundle } from "../../spiffe/bundle.js";
 import { parseSpiffeId, parseTrustDomain } from "../../spiffe/id.js";
 import { derToPem } from "../../spiffe/pem.js";
 import { ApiError } from "../distribution/problem.js";
+import { looksLikeJwt, readBearer } from "./bearer.js";
+import { type CompiledStaticToken, compileStaticTokens, matchStaticToken } from "./static-tokens.js";
 
 export type ConsumerAuthErrorCode = "ERR_AUTH_REQUIRED" | "ERR_AUTH_INVALID" | "ERR_AUTH_FORBIDDEN";
 
@@ -123,12 +125,6 @@ export class ConsumerAuthConfigError extends BundlegateError<"ERR_AUTH_CONFIG_IN
 }
 
 const WILDCARD = "*";
-const SHA256_HEX = /^[0-9a-f]{64}$/;
-const BEARER = /^Bearer(?: +(.*))?$/is;
-/** RFC 6750 b64token. */
-const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
-/** A compact JWS; an empty signature part (alg "none") is still a JWT, to be refused as one. */
-const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 type Verifier = ReturnType<typeof createLocalJWKSet>;
 
@@ -175,16 +171,15 @@ export function createConsumerAuth(options: ConsumerAuthOptions): RequestHandler
       const chain = peerChainOf(socket);
       if (chain.length > 0) return { kind: "x509", id: verifyX509Svid(chain, trustDomain, localBundle(), now()) };
     }
-    const header = req.headers.authorization;
-    if (header === undefined || header === "") throw required("no client certificate or bearer token was presented");
-    const bearer = BEARER.exec(header);
-    if (bearer === null) throw required("only the Bearer authorization scheme is accepted");
-    const token = (bearer[1] ?? "").trim();
-    if (token === "" || !B64TOKEN.test(token)) throw invalid("the bearer token is empty or malformed");
+    const bearer = readBearer(req.headers.authorization);
+    if (bearer.kind === "none") throw required("no client certificate or bearer token was presented");
+    if (bearer.kind === "other-scheme") throw required("only the Bearer authorization scheme is accepted");
+    if (bearer.kind === "malformed") throw invalid("the bearer token is empty or malformed");
+    const token = bearer.token;
 
     const match = matchStaticToken(tokens, token);
     if (match !== undefined) return { kind: "token", id: match.spiffeId ?? `token:${match.name}` };
-    if (!JWT_SHAPE.test(token)) throw invalid("the bearer token is not a configured token");
+    if (!looksLikeJwt(token)) throw invalid("the bearer token is not a configured token");
     return { kind: "jwt", id: await verifyJwtSvid(token, verifierFor(localBundle()), trustDomain, audience, now()) };
   };
 
@@ -345,43 +340,14 @@ function describeJoseError(error: unknown): string {
   return "it could not be verified";
 }
 
-interface CompiledToken {
-  readonly name: string;
-  readonly digest: Buffer;
-  readonly spiffeId: string | undefined;
-}
-
-/**
- * The configured token whose SHA-256 equals the presented token's. Every entry is compared, in constant
- * time over equal-length digests, whatever matched before; only the (public) number of entries leaks.
- */
-function matchStaticToken(tokens: readonly CompiledToken[], token: string): CompiledToken | undefined {
-  const digest = createHash("sha256").update(token, "utf8").digest();
-  let found: CompiledToken | undefined;
-  for (const candidate of tokens) {
-    const equal = timingSafeEqual(digest, candidate.digest);
-    if (equal && found === undefined) found = candidate;
-  }
-  return found;
-}
+type CompiledToken = CompiledStaticToken<StaticToken>;
 
 function compileTokens(tokens: readonly StaticToken[]): CompiledToken[] {
-  const names = new Set<string>();
-  const digests = new Set<string>();
-  return tokens.map((token, index) => {
-    if (token.name === "" || names.has(token.name)) {
-      throw new ConsumerAuthConfigError(`tokens[${index}]: name is empty or used twice`);
-    }
-    if (!SHA256_HEX.test(token.sha256) || digests.has(token.sha256)) {
-      throw new ConsumerAuthConfigError(
-        `tokens[${index}] (${token.name}): sha256 is not 64 lowercase hex or used twice`,
-      );
-    }
+  const compiled = compileStaticTokens(tokens, (message) => new ConsumerAuthConfigError(message));
+  tokens.forEach((token, index) => {
     if (token.spiffeId !== undefined) checkConfigSpiffeId(token.spiffeId, `tokens[${index}].spiffeId`);
-    names.add(token.name);
-    digests.add(token.sha256);
-    return { name: token.name, digest: Buffer.from(token.sha256, "hex"), spiffeId: token.spiffeId };
   });
+  return compiled;
 }
 
 function compileAllow(

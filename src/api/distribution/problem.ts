@@ -15,14 +15,27 @@ export interface Problem {
   readonly code: string;
   readonly title: string;
   readonly detail: string;
+  /** Validation problems, one per bad field (RFC 9457 extension member "errors"). */
+  readonly errors?: readonly { readonly path: string; readonly message: string }[];
 }
 
 /** A BundlegateError the API answers as it is: its status, code and message (when `expose`). */
 export class ApiError extends BundlegateError {
   readonly title: string;
 
-  constructor(status: number, code: string, title: string, detail: string, options: { cause?: unknown } = {}) {
-    super(code, detail, { status, expose: true, ...(options.cause === undefined ? {} : { cause: options.cause }) });
+  constructor(
+    status: number,
+    code: string,
+    title: string,
+    detail: string,
+    options: { cause?: unknown; details?: Readonly<Record<string, unknown>> } = {},
+  ) {
+    super(code, detail, {
+      status,
+      expose: true,
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+      ...(options.details === undefined ? {} : { details: options.details }),
+    });
     this.title = title;
   }
 }
@@ -32,6 +45,10 @@ const TITLES: Readonly<Record<number, string>> = {
   401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
+  409: "Conflict",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  429: "Too Many Requests",
   500: "Internal Server Error",
   503: "Service Unavailable",
 };
@@ -42,7 +59,14 @@ export function problemOf(error: unknown): Problem {
     const status = error.status >= 400 && error.status <= 599 ? error.status : 500;
     const title = error instanceof ApiError ? error.title : (TITLES[status] ?? "Error");
     const detail = error.expose ? error.message : "the request could not be completed";
-    return { status, code: error.code, title, detail };
+    const issues = error.expose ? error.details.issues : undefined;
+    const errors = Array.isArray(issues)
+      ? issues.map((issue: { path?: unknown; message?: unknown }) => ({
+          path: String(issue.path ?? ""),
+          message: String(issue.message ?? ""),
+        }))
+      : undefined;
+    return { status, code: error.code, title, detail, ...(errors === undefined ? {} : { errors }) };
   }
   return {
     status: 500,
@@ -60,6 +84,7 @@ export function sendProblem(res: Response, problem: Problem): void {
       status: problem.status,
       detail: problem.detail,
       code: problem.code,
+      ...(problem.errors === undefined ? {} : { errors: problem.errors }),
     }),
     "utf8",
   );

@@ -83,8 +83,9 @@ export async function startDevPartner(options: DevPartnerOptions): Promise<DevPa
           svid_key_file: "svid.key",
         },
       },
-      // Nobody scrapes the partner: its internal listener takes any free port.
+      // Nobody scrapes the partner: its internal and metrics listeners take any free port.
       internal: { listen: { host: options.host, port: 0 } },
+      metrics: { listen: { host: options.host, port: 0 } },
       store: { kind: "embedded", snapshot_file: "state.json" },
     }),
     { baseDir: dir, env: {}, source: "bundlegate dev (demo partner)" },

@@ -8,14 +8,15 @@
  * this process, which the demo gateway federates with over https_spiffe, so a fresh relationship shows
  * from the first seconds. Stopping stops both.
  */
+import { createHash, randomBytes } from "node:crypto";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { ADMIN_SCOPES } from "../../api/auth/admin-auth.js";
 import { type RunningApp, startApp } from "../../app.js";
 import { systemClock } from "../../clock.js";
 import { parseConfig } from "../../config/load.js";
 import type { FederationConfig } from "../../config/types.js";
 import { isBundlegateError } from "../../errors.js";
-import { createStaticRegistry } from "../../federation/registry.js";
 import { refreshIntervalSeconds } from "../../federation/schedule.js";
 import { staleness } from "../../federation/staleness.js";
 import type { RefreshOutcome } from "../../federation/updater.js";
@@ -83,6 +84,9 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
     writeSecret(file("svid.key"), pki.svid.keyPem),
   ]);
 
+  const devToken = `bgdev_${randomBytes(24).toString("base64url")}`;
+  await writeSecret(file("admin-token"), `${devToken}\n`);
+
   // The dev config goes through the same loader as a config file, so every default comes from one place.
   const config = parseConfig(
     JSON.stringify({
@@ -100,7 +104,15 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
         },
       },
       internal: { listen: { host: options.host, port: options.internalPort } },
+      // Any free port: the printed metrics line names it.
+      metrics: { listen: { host: options.host, port: 0 } },
       store: { kind: "embedded", snapshot_file: "state.json" },
+      // A token made for this run, with every scope, printed below: the admin API is never open.
+      admin: {
+        tokens: [
+          { name: "dev", sha256: createHash("sha256").update(devToken).digest("hex"), scopes: [...ADMIN_SCOPES] },
+        ],
+      },
     }),
     { baseDir: dir, env: {}, source: "bundlegate dev" },
   );
@@ -137,7 +149,7 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
     app = await startApp(config, {
       logger,
       clock: systemClock,
-      registry: createStaticRegistry([demoPartnerRelationship(partner)]),
+      relationships: [demoPartnerRelationship(partner)],
     });
   } catch (error) {
     await partner.stop();
@@ -149,7 +161,7 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
   const first = await app.engine.refreshNow(partnerTrustDomain).catch(() => undefined);
 
   const { httpsWeb, httpsSpiffe, internal } = app.addresses;
-  const metricsUrl = `http://${internal.host}:${internal.port}/metrics`;
+  const metricsUrl = `http://${app.addresses.metrics.host}:${app.addresses.metrics.port}/metrics`;
   io.stdout(
     [
       "",
@@ -169,6 +181,14 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
       `  relationship  ${partnerTrustDomain}: active, owner demo, https_spiffe, bootstrap bundle ${partner.bundleFile}`,
       `                ${describeRelationship(app, partnerTrustDomain, first, config.federation)}`,
       `  fetches       curl -s ${metricsUrl} | grep -F 'trust_domain="${partnerTrustDomain}"'`,
+      `  table         curl -s ${metricsUrl} | grep '^bundlegate_relationship_info'`,
+      "",
+      `the admin API is on http://${internal.host}:${internal.port} (OpenAPI at /v1/openapi.json); this run's dev token, with every scope, is in ${file("admin-token")}:`,
+      "",
+      `  export BUNDLEGATE_API_URL=http://${internal.host}:${internal.port} BUNDLEGATE_API_TOKEN=${devToken}`,
+      "  npm run -s bundlegate -- relationships list",
+      `  npm run -s bundlegate -- relationships show ${partnerTrustDomain}`,
+      "  npm run -s bundlegate -- invite create",
       "",
       `  Edit ${file("bundle.json")} and the endpoints serve the change at once, with the next sequence.`,
       `  Inspect what is served: curl -s --cacert ${file("web-ca.pem")} https://localhost:${httpsWeb?.port}/ | npm run -s bundlegate -- bundle inspect -`,

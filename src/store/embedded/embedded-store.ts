@@ -12,6 +12,11 @@
  * promise settles every listener has run. A listener that throws is logged and the others still run.
  * If the snapshot write then fails, the operation rejects with ERR_STORE_SNAPSHOT_WRITE, but memory
  * (what this process serves) and the event already reflect the change.
+ *
+ * Snapshot versions: 1 holds the local bundle and the relationships' state; 2 adds the admin state
+ * (embedded-admin.ts). A snapshot is written as version 1 while there is no admin state, so an older
+ * bundlegate can still start from it; once there is, version 2 makes an older one refuse to start
+ * rather than start without the records and then overwrite them. Both versions are read.
  */
 import { randomUUID } from "node:crypto";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
@@ -32,12 +37,20 @@ import type {
 import { copyHistoryEntry } from "../history.js";
 import type { LocalBundleState, RecordSequenceResult } from "../local-bundle-state.js";
 import type { Store, StoreHealth } from "../types.js";
+import {
+  type AdminSnapshot,
+  createEmbeddedAdmin,
+  DEFAULT_EMBEDDED_AUDIT_MAX_ENTRIES,
+  type RestoredAdminState,
+  readAdminSnapshot,
+} from "./embedded-admin.js";
 
 const SNAPSHOT_VERSION = 1;
+const ADMIN_SNAPSHOT_VERSION = 2;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-interface Snapshot {
+interface Snapshot extends AdminSnapshot {
   version: number;
   localBundle?: { contentDigest: string; sequence: string };
   /** Keyed by trust domain. */
@@ -67,6 +80,8 @@ export interface EmbeddedStoreOptions {
   readonly logger: Logger;
   /** Lease time in ms since the epoch; tests pass a clock they move to expire leases. Default Date.now. */
   readonly now?: () => number;
+  /** Audit entries kept, oldest dropped first; default 1000 (each write saves them all). */
+  readonly auditMaxEntries?: number;
 }
 
 export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<Store> {
@@ -80,7 +95,8 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
   const persist = (): Promise<void> => {
     const file = options.snapshotFile;
     if (!file) return Promise.resolve();
-    const snapshot: Snapshot = { version: SNAPSHOT_VERSION };
+    const adminState = admin.snapshot();
+    const snapshot: Snapshot = { version: adminState ? ADMIN_SNAPSHOT_VERSION : SNAPSHOT_VERSION };
     if (localBundle) {
       snapshot.localBundle = { contentDigest: localBundle.contentDigest, sequence: localBundle.sequence.toString() };
     }
@@ -93,6 +109,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
       saved[trustDomain] = entry;
     }
     if (relationships.size > 0) snapshot.relationships = saved;
+    if (adminState) Object.assign(snapshot, adminState);
     // Serialized now, not when the write gets its turn: the history arrays change in place, and a
     // snapshot must hold one moment's state, not this write's bundle with a later write's history.
     const text = `${JSON.stringify(snapshot, null, 2)}\n`;
@@ -100,6 +117,14 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     writes = writes.catch(() => undefined).then(() => writeSnapshot(file, text));
     return writes;
   };
+
+  const admin = createEmbeddedAdmin({
+    restored: restored?.admin,
+    persist,
+    now,
+    logger: options.logger,
+    auditMaxEntries: options.auditMaxEntries ?? DEFAULT_EMBEDDED_AUDIT_MAX_ENTRIES,
+  });
 
   const emit = (event: BundleChangeEvent) => {
     for (const { listener } of listeners) {
@@ -133,6 +158,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
 
   return {
     kind: "embedded",
+    ...admin.store,
 
     async assignLocalSequence(contentDigest: string): Promise<LocalBundleState> {
       if (localBundle?.contentDigest === contentDigest) return localBundle;
@@ -366,6 +392,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
 
     async close(): Promise<void> {
       listeners.clear();
+      admin.close();
       await writes.catch(() => undefined);
     },
   };
@@ -391,6 +418,7 @@ function changeEvent(
 interface RestoredState {
   localBundle?: LocalBundleState;
   relationships: Map<TrustDomain, RelationshipState>;
+  admin: RestoredAdminState;
 }
 
 async function readSnapshot(file: string): Promise<RestoredState | undefined> {
@@ -404,8 +432,13 @@ async function readSnapshot(file: string): Promise<RestoredState | undefined> {
   try {
     const snapshot = JSON.parse(text) as Snapshot;
     if (!isObject(snapshot)) throw new Error("not a JSON object");
-    if (snapshot.version !== SNAPSHOT_VERSION) throw new Error(`unknown snapshot version ${String(snapshot.version)}`);
-    const restored: RestoredState = { relationships: readRelationships(snapshot.relationships) };
+    if (snapshot.version !== SNAPSHOT_VERSION && snapshot.version !== ADMIN_SNAPSHOT_VERSION) {
+      throw new Error(`unknown snapshot version ${String(snapshot.version)}`);
+    }
+    const restored: RestoredState = {
+      relationships: readRelationships(snapshot.relationships),
+      admin: readAdminSnapshot(snapshot as unknown as Record<string, unknown>),
+    };
     const local = snapshot.localBundle;
     if (local) {
       if (!/^[0-9a-f]{64}$/.test(local.contentDigest) || !/^(0|[1-9]\d*)$/.test(local.sequence)) {

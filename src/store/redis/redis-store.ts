@@ -19,6 +19,7 @@ import type { LocalBundleState, RecordSequenceResult } from "../local-bundle-sta
 import type { Store, StoreHealth } from "../types.js";
 import { connectRedis, createRedisClient, createSubscriberClient, wrapRedisError } from "./connection.js";
 import { createRedisKeys } from "./keys.js";
+import { createRedisAdmin, DEFAULT_REDIS_AUDIT_MAX_ENTRIES } from "./redis-admin.js";
 import { registerScripts } from "./scripts.js";
 
 export interface RedisStoreOptions {
@@ -27,6 +28,8 @@ export interface RedisStoreOptions {
   readonly commandTimeoutMs: number;
   readonly trustDomain: TrustDomain;
   readonly logger: Logger;
+  /** The audit stream's approximate cap; default 100000. */
+  readonly auditMaxEntries?: number;
 }
 
 export async function openRedisStore(options: RedisStoreOptions): Promise<Store> {
@@ -37,12 +40,24 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Store>
   const keys = createRedisKeys(options.keyPrefix);
   const localKey = keys.localBundleState(options.trustDomain);
 
+  const admin = createRedisAdmin({
+    client,
+    keys,
+    auditMaxEntries: options.auditMaxEntries ?? DEFAULT_REDIS_AUDIT_MAX_ENTRIES,
+    logger,
+  });
+
   const listeners = new Set<{ listener: (event: BundleChangeEvent) => void }>();
-  const subscriber = await openSubscriber(client, options.url, keys.events, logger).catch((error: unknown) => {
+  const channels = [keys.events, keys.recordEvents];
+  const subscriber = await openSubscriber(client, options.url, channels, logger).catch((error: unknown) => {
     client.disconnect();
     throw error;
   });
   subscriber.on("message", (channel: string, message: string) => {
+    if (channel === keys.recordEvents) {
+      admin.deliver(message);
+      return;
+    }
     if (channel !== keys.events) return;
     const event = parseChangeEvent(message);
     if (!event) {
@@ -68,6 +83,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Store>
 
   return {
     kind: "redis",
+    ...admin.store,
 
     async assignLocalSequence(contentDigest: string): Promise<LocalBundleState> {
       return attempt("assign local sequence", async () => {
@@ -239,19 +255,20 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Store>
 
     async close(): Promise<void> {
       listeners.clear();
+      admin.close();
       await Promise.all([quit(subscriber), quit(client)]);
     },
   };
 }
 
-async function openSubscriber(client: Redis, url: string, channel: string, logger: Logger): Promise<Redis> {
+async function openSubscriber(client: Redis, url: string, channels: readonly string[], logger: Logger): Promise<Redis> {
   const subscriber = createSubscriberClient(client, logger);
   await connectRedis(subscriber, url);
   try {
-    await subscriber.subscribe(channel);
+    await subscriber.subscribe(...channels);
   } catch (error) {
     subscriber.disconnect();
-    throw wrapRedisError(error, "subscribe to bundle change events");
+    throw wrapRedisError(error, "subscribe to change events");
   }
   return subscriber;
 }

@@ -17,6 +17,9 @@ const SCRIPTS = {
   discardQuarantine: { file: "discard-quarantine", keys: 1 },
   resetSequence: { file: "reset-sequence", keys: 2 },
   removeRelationship: { file: "remove-relationship", keys: 5 },
+  putRelationshipRecord: { file: "put-relationship-record", keys: 2 },
+  deleteRelationshipRecord: { file: "delete-relationship-record", keys: 3 },
+  queryAudit: { file: "query-audit", keys: 1 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
@@ -49,6 +52,14 @@ export interface ScriptCommands {
     fence: Key,
     ...args: Arg[]
   ): Promise<number>;
+  putRelationshipRecord(records: Key, audit: Key, ...args: Arg[]): Promise<[string, (string | null)?]>;
+  deleteRelationshipRecord(
+    records: Key,
+    preflights: Key,
+    audit: Key,
+    ...args: Arg[]
+  ): Promise<[string, (string | null)?]>;
+  queryAudit(audit: Key, ...args: Arg[]): Promise<[string, [string, string[]][]]>;
 }
 
 export function loadScript(name: string): string {

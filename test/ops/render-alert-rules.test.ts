@@ -1,0 +1,143 @@
+/**
+ * scripts/render-alert-rules.mjs: the shipped rules are what the template and the default thresholds give,
+ * and an overrides file changes exactly what it names, or is refused with the bad key named.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const SCRIPT = path.join(ROOT, "scripts/render-alert-rules.mjs");
+const RULES_FILE = path.join(ROOT, "config/prometheus/bundlegate-rules.yml");
+
+interface AlertRule {
+  readonly alert: string;
+  readonly expr: string;
+  readonly for: string;
+  readonly labels: Record<string, string>;
+  readonly annotations: Record<string, string>;
+}
+
+const hasPromtool = spawnSync("promtool", ["--version"]).status === 0;
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "bundlegate-render-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function render(args: string[]) {
+  return spawnSync(process.execPath, [SCRIPT, ...args], { cwd: ROOT, encoding: "utf8" });
+}
+
+function withOverrides(yaml: string, name: string) {
+  const file = path.join(dir, `${name}.yml`);
+  writeFileSync(file, yaml);
+  const out = path.join(dir, `${name}-rules.yml`);
+  return { result: render(["--thresholds", file, "--out", out]), out };
+}
+
+function alertsOf(text: string): Map<string, AlertRule> {
+  const doc = parse(text) as { groups: { rules: AlertRule[] }[] };
+  return new Map(doc.groups.flatMap((group) => group.rules).map((rule) => [rule.alert, rule]));
+}
+
+describe("render-alert-rules", () => {
+  it("--check: the shipped rules are the template rendered with the defaults", () => {
+    const result = render(["--check"]);
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+  });
+
+  it("renders the defaults to stdout, identical to the shipped file", () => {
+    const result = render(["--out", "-"]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(readFileSync(RULES_FILE, "utf8"));
+    expect(result.stdout).not.toMatch(/\$\{/);
+  });
+
+  it("applies overrides: thresholds, durations in seconds, for, severity, runbook base; nothing else changes", () => {
+    const { result, out } = withOverrides(
+      [
+        "runbook_base_url: https://runbooks.example.org/bundlegate",
+        "alerts:",
+        "  BundleFetchErrors:",
+        "    consecutive_failures: 5",
+        "    for: 30m",
+        "    severity: critical",
+        "  BundleNewestAuthorityExpiring:",
+        "    within_seconds: 14d",
+        "  BundleNoPoller:",
+        "    min_seconds: 300",
+      ].join("\n"),
+      "overrides",
+    );
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    const rendered = alertsOf(readFileSync(out, "utf8"));
+    const shipped = alertsOf(readFileSync(RULES_FILE, "utf8"));
+
+    const fetchErrors = rendered.get("BundleFetchErrors")!;
+    expect(fetchErrors.expr).toMatch(/>= 5\n/);
+    expect(fetchErrors.for).toBe("30m");
+    expect(fetchErrors.labels.severity).toBe("critical");
+    expect(rendered.get("BundleNewestAuthorityExpiring")!.expr).toContain("time() + 1209600");
+    expect(rendered.get("BundleNoPoller")!.expr).toMatch(/,\s+300\s+\)/);
+    for (const alert of rendered.values()) {
+      expect(alert.annotations.runbook_url).toMatch(/^https:\/\/runbooks\.example\.org\/bundlegate\/[a-z-]+\.md$/);
+    }
+
+    const changed = new Set(["BundleFetchErrors", "BundleNewestAuthorityExpiring", "BundleNoPoller"]);
+    expect([...rendered.keys()]).toEqual([...shipped.keys()]);
+    for (const [name, alert] of rendered) {
+      if (changed.has(name)) continue;
+      expect({ ...alert, annotations: { ...alert.annotations, runbook_url: "" } }, name).toEqual({
+        ...shipped.get(name),
+        annotations: { ...shipped.get(name)!.annotations, runbook_url: "" },
+      });
+    }
+  });
+
+  // Skipped without promtool (alert-rules.test.ts says so once); CI installs it.
+  it.skipIf(!hasPromtool)("renders overridden rules promtool accepts", () => {
+    const { out } = withOverrides("alerts:\n  BundleReplicaDrift:\n    for: 1h\n", "promtool");
+    const check = spawnSync("promtool", ["check", "rules", out], { encoding: "utf8" });
+    expect(check.stdout + check.stderr).toContain("SUCCESS");
+    expect(check.status).toBe(0);
+  });
+
+  it.each([
+    ["an unknown alert", "alerts:\n  BundleStail:\n    for: 5m\n", 'unknown alert "BundleStail"'],
+    [
+      "an unknown key",
+      "alerts:\n  BundleStale:\n    within_seconds: 60\n",
+      'alerts.BundleStale: unknown key "within_seconds"',
+    ],
+    ["an unknown top-level key", "thresholds: {}\n", 'unknown key "thresholds"'],
+    [
+      "a bad duration",
+      "alerts:\n  BundleStale:\n    for: soon\n",
+      "alerts.BundleStale.for: must be a Prometheus duration",
+    ],
+    ["a bad severity", "alerts:\n  BundleStale:\n    severity: page\n", "alerts.BundleStale.severity: must be one of"],
+    [
+      "a negative count",
+      "alerts:\n  BundleFetchErrors:\n    consecutive_failures: -1\n",
+      "consecutive_failures: must be",
+    ],
+    [
+      "a bad seconds value",
+      "alerts:\n  RelationshipExpiring:\n    within_seconds: two weeks\n",
+      "within_seconds: must be",
+    ],
+    ["a runbook base with a trailing slash", "runbook_base_url: https://x.example/\n", "runbook_base_url: must be"],
+    ["alerts that is not a mapping", "alerts: [BundleStale]\n", "alerts: must be a mapping"],
+  ])("refuses %s, naming it, and writes nothing", (_, yaml, message) => {
+    const name = `bad-${Math.random().toString(36).slice(2)}`;
+    const { result, out } = withOverrides(yaml, name);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(message);
+    expect(existsSync(out)).toBe(false);
+  });
+});
