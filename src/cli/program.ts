@@ -90,7 +90,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--web-port <port>", "https_web port", parsePort, 8443)
     .option("--spiffe-port <port>", "https_spiffe port", parsePort, 8444)
-    .option("--internal-port <port>", "health and metrics port", parsePort, 8080)
+    .option("--internal-port <port>", "health, distribution and admin API port", parsePort, 8080)
+    .option("--metrics-port <port>", "Prometheus metrics port", parsePort, 9464)
     .option("--partner-trust-domain <name>", "the demo partner's trust domain", "partner.dev.bundlegate.test")
     .option("--partner-port <port>", "the demo partner's https_spiffe port", parsePort, 8445)
     .addOption(

@@ -48,6 +48,17 @@ import type { BundlegateConfig } from "./types.js";
 export const ENV_PREFIX = "BUNDLEGATE_";
 
 /**
+ * Variables of the admin CLI (`bundlegate relationships ...`), not of the gateway's config: an operator who
+ * exported them for the CLI can still run `serve` or `validate-config` in the same shell. No config field
+ * can be spelt this way (there is no `api` section), so skipping them hides no typo.
+ */
+export const CLI_ENV_VARIABLES: ReadonlySet<string> = new Set([
+  "BUNDLEGATE_API_URL",
+  "BUNDLEGATE_API_TOKEN",
+  "BUNDLEGATE_API_CA_FILE",
+]);
+
+/**
  * Aliases are legitimate (one `&listen` reused twice), but each expansion copies the anchored value, so a
  * handful of nested aliases can grow a tiny file into gigabytes; this bounds the expansion well below that.
  */
@@ -218,7 +229,7 @@ function applyEnvOverrides(document: unknown, env: ConfigEnv): Overridden {
   let current = document;
   // Sorted, so the issue list does not depend on the order the environment happens to be in.
   const names = Object.keys(env)
-    .filter((name) => name.startsWith(ENV_PREFIX))
+    .filter((name) => name.startsWith(ENV_PREFIX) && !CLI_ENV_VARIABLES.has(name))
     .sort();
   for (const name of names) {
     const raw = env[name];

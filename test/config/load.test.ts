@@ -198,6 +198,18 @@ describe("parseConfig: environment overrides", () => {
     ).not.toThrow();
   });
 
+  it("ignores the admin CLI's variables, so serve runs in a shell set up for the CLI", () => {
+    expect(() =>
+      parse(MINIMAL, {
+        BUNDLEGATE_API_URL: "http://127.0.0.1:8080",
+        BUNDLEGATE_API_TOKEN: "t",
+        BUNDLEGATE_API_CA_FILE: "/ca.pem",
+      }),
+    ).not.toThrow();
+    // A near miss is still an error.
+    expect(() => parse(MINIMAL, { BUNDLEGATE_API_URLS: "x" })).toThrow();
+  });
+
   it("changes only the field it names, even through a shared YAML alias", () => {
     const text = `
 trust_domain: example.org

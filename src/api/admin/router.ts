@@ -176,13 +176,17 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
       options.rateLimit.beforeAuth,
       options.auth.requireScope(route.scope),
       options.rateLimit.afterAuth,
-      ...(route.body ? [readBody] : []),
+      ...(route.method === "GET" ? [] : [readBody]),
       async (req: Request, res: Response, next: NextFunction) => {
         try {
           const admin = adminCallerOf(res);
           if (!admin)
             throw new ApiError(401, "ERR_ADMIN_UNAUTHENTICATED", "Unauthorized", "a bearer token is required");
           const caller: Caller = { id: admin.id, canApprove: admin.scopes.has("relationships:approve") };
+          if (!route.body && typeof req.body === "string" && req.body.trim() !== "") {
+            // A field sent to a route that reads none would be silently ignored: say so instead.
+            throw validationError([{ path: "", message: `${route.method} ${route.path} takes no body` }]);
+          }
           const body = route.body ? parseBody(req, route.body === "required") : undefined;
           await handler(req, res, caller, body);
         } catch (error) {

@@ -38,6 +38,8 @@ export interface DevOptions {
   readonly webPort: number;
   readonly spiffePort: number;
   readonly internalPort: number;
+  /** Prometheus scrape port (default 9464); absent picks a free one. */
+  readonly metricsPort?: number;
   /** The demo partner's trust domain (default partner.dev.bundlegate.test). */
   readonly partnerTrustDomain?: string;
   /** The demo partner's https_spiffe port (default 8445). */
@@ -104,8 +106,7 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
         },
       },
       internal: { listen: { host: options.host, port: options.internalPort } },
-      // Any free port: the printed metrics line names it.
-      metrics: { listen: { host: options.host, port: 0 } },
+      metrics: { listen: { host: options.host, port: options.metricsPort ?? 0 } },
       store: { kind: "embedded", snapshot_file: "state.json" },
       // A token made for this run, with every scope, printed below: the admin API is never open.
       admin: {
@@ -126,7 +127,7 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
   try {
     await forgetDemoRelationship(file("state.json"), partnerTrustDomain, logger);
   } catch (error) {
-    return startFailed(error, io, "bundlegate dev", "--web-port, --spiffe-port and --internal-port");
+    return startFailed(error, io, "bundlegate dev", "--web-port, --spiffe-port, --internal-port and --metrics-port");
   }
 
   let partner: DevPartner;
@@ -153,7 +154,7 @@ export async function dev(options: DevOptions, io: CliIo): Promise<number> {
     });
   } catch (error) {
     await partner.stop();
-    return startFailed(error, io, "bundlegate dev", "--web-port, --spiffe-port and --internal-port");
+    return startFailed(error, io, "bundlegate dev", "--web-port, --spiffe-port, --internal-port and --metrics-port");
   }
 
   // The engine spreads first fetches over a few seconds (a gateway with many relationships must not fetch

@@ -176,6 +176,10 @@ describe("bad input on every write route", () => {
       await b1.api("POST", "/v1/invitations/accept", { body: { token: "not.a.jws", owner: "x" } }),
       "token",
     );
+    for (const action of ["approve", "resume", "refresh", "preflight", "sequence/reset"]) {
+      expectFieldProblem(await b1.api("POST", `${td}/${action}`, { body: { force: true } }), "");
+    }
+    expectFieldProblem(await b1.api("DELETE", td, { body: { cascade: true } }), "");
     expect((await b1.api("PATCH", td, { body: { owner: "x" }, headers: { "if-match": '"99"' } })).json.code).toBe(
       "ERR_RELATIONSHIP_CONFLICT",
     );

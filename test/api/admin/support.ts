@@ -178,7 +178,10 @@ export function call(app: RunningApp, method: string, path: string, options: Api
         path,
         headers: {
           ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          // Node sends a DELETE body without framing unless its length is given.
+          ...(body === undefined
+            ? {}
+            : { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) }),
           ...options.headers,
         },
       },
