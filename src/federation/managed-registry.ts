@@ -39,6 +39,8 @@ export interface ManagedRegistry extends RelationshipRegistry {
   entry(trustDomain: string): ManagedEntry | undefined;
   /** Re-reads one stored relationship (after this replica wrote it, so the caller sees its own write at once). */
   reload(trustDomain: TrustDomain): Promise<void>;
+  /** Re-reads every stored relationship (what the resync timer does). */
+  resync(): Promise<void>;
   /** The facts the spec rules need about every relationship but `except`. */
   specContext(except?: string): SpecContext;
   /** Tells listeners if a relationship's expires_at has passed since the last check; returns those that expired. */
@@ -119,29 +121,56 @@ export function createManagedRegistry(options: ManagedRegistryOptions): ManagedR
     }
   };
 
+  /** Bumped by every single-relationship reload, so a full listing read before it cannot undo it. */
+  const generations = new Map<string, number>();
+  const sameRecord = (a: RelationshipRecord | undefined, b: RelationshipRecord | undefined) =>
+    a !== undefined && b !== undefined && a.revision === b.revision && a.document === b.document;
+
   const loadAll = async () => {
+    const seen = new Map(generations);
     const records = await store.listRelationshipRecords();
     const next = new Map<string, ManagedEntry>();
+    const moved = (td: string) => (generations.get(td) ?? 0) !== (seen.get(td) ?? 0);
     for (const record of records) {
-      const entry = entryOf(record);
+      if (moved(record.trustDomain)) continue;
+      const current = stored.get(record.trustDomain);
+      const entry = sameRecord(current?.record, record) ? current : entryOf(record);
       if (entry) next.set(record.trustDomain, entry);
     }
+    // What a reload applied while the listing was read is newer than the listing: keep it.
+    for (const [td, entry] of stored) if (moved(td)) next.set(td, entry);
     const changed =
-      next.size !== stored.size ||
-      [...next].some(([td, entry]) => stored.get(td)?.record?.revision !== entry.record?.revision);
+      next.size !== stored.size || [...next].some(([td, entry]) => !sameRecord(stored.get(td)?.record, entry.record));
     stored = next;
     rebuild();
     if (changed) notify();
   };
 
-  const reload = async (trustDomain: TrustDomain) => {
+  // Reloads of one trust domain run one after another: each reads the record as it is then, so the last
+  // one applied is the newest read, and an event's slow read cannot undo a later one's faster read.
+  const chains = new Map<string, Promise<void>>();
+  const reload = (trustDomain: TrustDomain): Promise<void> => {
+    const previous = chains.get(trustDomain) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(() => reloadNow(trustDomain));
+    chains.set(trustDomain, next);
+    void next
+      .finally(() => {
+        if (chains.get(trustDomain) === next) chains.delete(trustDomain);
+      })
+      .catch(() => {});
+    return next;
+  };
+
+  const reloadNow = async (trustDomain: TrustDomain) => {
     const record = await store.getRelationshipRecord(trustDomain);
+    generations.set(trustDomain, (generations.get(trustDomain) ?? 0) + 1);
     const before = stored.get(trustDomain);
     if (record === undefined) {
       if (!before) return;
       stored.delete(trustDomain);
     } else {
-      if (before?.record?.revision === record.revision) return;
+      // Revisions restart at 1 when a relationship is deleted and made again: compare the content too.
+      if (sameRecord(before?.record, record)) return;
       const entry = entryOf(record);
       if (entry) stored.set(trustDomain, entry);
       else stored.delete(trustDomain);
@@ -167,6 +196,7 @@ export function createManagedRegistry(options: ManagedRegistryOptions): ManagedR
     },
     entry: (trustDomain) => configured.get(trustDomain) ?? stored.get(trustDomain),
     reload,
+    resync: () => loadAll(),
     specContext: context,
     async start() {
       unsubscribe = store.subscribeRelationshipRecords((event) => {
