@@ -10,6 +10,7 @@
  * the suspension down and audits it. `checkExpiry()` tells listeners when such a moment has passed.
  */
 import type { Clock } from "../clock.js";
+import type { KnownRelationship } from "../config/schema.js";
 import { isBundlegateError } from "../errors.js";
 import type { Logger } from "../logging.js";
 import type { TrustDomain } from "../spiffe/id.js";
@@ -58,6 +59,21 @@ export interface ManagedRegistryOptions {
   readonly resyncIntervalMs?: number;
 }
 
+/** The cross-relationship facts of a stored record, read from its spec without checking the rest. */
+function knownOfRecord(record: RelationshipRecord): KnownRelationship | undefined {
+  try {
+    const spec = (JSON.parse(record.document) as { spec?: Record<string, unknown> }).spec;
+    if (typeof spec?.trust_domain !== "string" || typeof spec.profile !== "string") return undefined;
+    return {
+      trust_domain: spec.trust_domain,
+      profile: spec.profile,
+      ...(typeof spec.endpoint_spiffe_id === "string" ? { endpoint_spiffe_id: spec.endpoint_spiffe_id } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 export function createManagedRegistry(options: ManagedRegistryOptions): ManagedRegistry {
   const { store, clock } = options;
   const logger = options.logger.child({ component: "registry" });
@@ -103,14 +119,18 @@ export function createManagedRegistry(options: ManagedRegistryOptions): ManagedR
   });
 
   /** An entry for a stored record, or undefined when it cannot be used (logged: an operator must fix it). */
-  const entryOf = (record: RelationshipRecord): ManagedEntry | undefined => {
+  const entryOf = (record: RelationshipRecord, others?: SpecContext): ManagedEntry | undefined => {
     if (configured.has(record.trustDomain)) {
       logger.warn({ trustDomain: record.trustDomain }, "stored relationship ignored: the config file defines it");
       return undefined;
     }
     try {
       const document = parseRelationshipDocument(record.document);
-      return { relationship: relationshipOfDocument(document, context(record.trustDomain)), record, document };
+      return {
+        relationship: relationshipOfDocument(document, others ?? context(record.trustDomain)),
+        record,
+        document,
+      };
     } catch (error) {
       if (!isBundlegateError(error)) throw error;
       logger.error(
@@ -129,12 +149,26 @@ export function createManagedRegistry(options: ManagedRegistryOptions): ManagedR
   const loadAll = async () => {
     const seen = new Map(generations);
     const records = await store.listRelationshipRecords();
+    // Each record is checked against every other one listed, not only those loaded before: a relationship
+    // whose endpoint is verified through another API-made one must load on a fresh start too.
+    const listed = records.flatMap((record) => {
+      const known = knownOfRecord(record);
+      return known === undefined ? [] : [known];
+    });
+    const fullContext = (except: string): SpecContext => ({
+      ownTrustDomain: options.ownTrustDomain,
+      others: [
+        ...[...configured.values()].map((entry) => knownOf(entry.relationship)),
+        ...listed.filter((known) => known.trust_domain !== except && !configured.has(known.trust_domain)),
+      ],
+      maxBundleBytes: options.maxBundleBytes,
+    });
     const next = new Map<string, ManagedEntry>();
     const moved = (td: string) => (generations.get(td) ?? 0) !== (seen.get(td) ?? 0);
     for (const record of records) {
       if (moved(record.trustDomain)) continue;
       const current = stored.get(record.trustDomain);
-      const entry = sameRecord(current?.record, record) ? current : entryOf(record);
+      const entry = sameRecord(current?.record, record) ? current : entryOf(record, fullContext(record.trustDomain));
       if (entry) next.set(record.trustDomain, entry);
     }
     // What a reload applied while the listing was read is newer than the listing: keep it.

@@ -12,6 +12,7 @@ const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` })
 const str: Schema = { type: "string" };
 const time: Schema = { type: "string", format: "date-time" };
 const strings: Schema = { type: "array", items: str };
+const sha256: Schema = { type: "string", pattern: "^[0-9a-f]{64}$" };
 
 const suspiciousAction: Schema = { type: "string", enum: ["quarantine", "reject", "accept"] };
 
@@ -279,12 +280,28 @@ const REQUESTS: Readonly<Record<string, Schema>> = {
   createRelationship: ref("RelationshipSpec"),
   updateRelationship: ref("RelationshipPatch"),
   suspendRelationship: { type: "object", additionalProperties: false, properties: { reason: str } },
-  acceptQuarantine: { type: "object", additionalProperties: false, required: ["digest"], properties: { digest: str } },
-  discardQuarantine: { type: "object", additionalProperties: false, required: ["digest"], properties: { digest: str } },
+  acceptQuarantine: {
+    type: "object",
+    additionalProperties: false,
+    required: ["digest"],
+    properties: { digest: sha256 },
+  },
+  discardQuarantine: {
+    type: "object",
+    additionalProperties: false,
+    required: ["digest"],
+    properties: { digest: sha256 },
+  },
   createInvitation: {
     type: "object",
     additionalProperties: false,
-    properties: { ttl_seconds: { type: "integer", minimum: 60 } },
+    properties: {
+      ttl_seconds: {
+        type: "integer",
+        minimum: 1,
+        description: "Default admin.invitations.ttl_seconds; at most max_ttl_seconds",
+      },
+    },
   },
   acceptInvitation: {
     type: "object",
@@ -400,7 +417,9 @@ function operation(route: AdminRoute): Schema {
       "403": problem("The token lacks the route's scope"),
       ...(route.path.includes(":trustDomain") ? { "404": problem("No such relationship") } : {}),
       ...(route.method !== "GET" ? { "409": problem("Conflicts with the relationship's state or revision") } : {}),
+      ...(route.body || route.method !== "GET" ? { "413": problem("Body too large"), "415": problem("Not JSON") } : {}),
       "429": problem("Rate limited; see Retry-After"),
+      "503": problem("The store or the identity provider's JWKS cannot be reached"),
     },
   };
 }

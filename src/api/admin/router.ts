@@ -11,7 +11,8 @@ import { isBundlegateError } from "../../errors.js";
 import type { VerifiedInvitation } from "../../federation/invitation.js";
 import type { Logger } from "../../logging.js";
 import { serializeSpiffeBundle } from "../../spiffe/codec.js";
-import { parseStrictJson } from "../../spiffe/json.js";
+import { parseTrustDomain } from "../../spiffe/id.js";
+import { type JsonNode, parseStrictJson } from "../../spiffe/json.js";
 import { isAuditId } from "../../store/admin-records.js";
 import type { AuditQuery } from "../../store/admin-state.js";
 import { type AdminAuth, adminCallerOf } from "../auth/admin-auth.js";
@@ -206,7 +207,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
       next(error);
       return;
     }
-    const problem = bodyProblem(error) ?? problemOf(error);
+    const problem = bodyProblem(error) ?? requestProblem(error) ?? problemOf(error);
     if (problem.status >= 500)
       options.logger.error({ err: (error as Error)?.message, path: req.path }, "admin request failed");
     if (res.headersSent) {
@@ -249,6 +250,18 @@ function bodyProblem(error: unknown) {
   return undefined;
 }
 
+/** Errors express raises for a request it cannot read (a path with bad percent-encoding) are the caller's. */
+function requestProblem(error: unknown) {
+  if (isBundlegateError(error)) return undefined;
+  const status = (error as { status?: unknown; statusCode?: unknown } | null)?.status;
+  if (status === 400 || error instanceof URIError) {
+    return problemOf(
+      new ApiError(400, "ERR_API_BAD_REQUEST", "Bad Request", "the request path or query cannot be read"),
+    );
+  }
+  return undefined;
+}
+
 function parseBody(req: Request, required: boolean): unknown {
   const text = typeof req.body === "string" ? req.body : "";
   if (text.trim() === "") {
@@ -264,17 +277,40 @@ function parseBody(req: Request, required: boolean): unknown {
       "send Content-Type: application/json",
     );
   }
+  let node: JsonNode;
   try {
-    parseStrictJson(text);
+    node = parseStrictJson(text);
   } catch (error) {
     const message = isBundlegateError(error) ? error.message : "not JSON";
     throw new ApiError(400, "ERR_API_BAD_JSON", "Bad Request", `the body is not acceptable JSON: ${message}`);
   }
   const value = JSON.parse(text) as unknown;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || node.type !== "object") {
     throw validationError([{ path: "", message: "must be a JSON object" }]);
   }
+  // JSON.parse rounds integers past 2^53; a bundle's spiffe_sequence runs to 2^64-1. The bundle goes on
+  // as its exact text, which the strict bundle reader takes as well as an object.
+  const bundle = node.members.get("bootstrap_bundle");
+  if (bundle?.type === "object") (value as Record<string, unknown>).bootstrap_bundle = jsonText(bundle);
   return value;
+}
+
+/** A strict-reader node written back as JSON, numbers exactly as they were written. */
+function jsonText(node: JsonNode): string {
+  switch (node.type) {
+    case "object":
+      return `{${[...node.members].map(([key, member]) => `${JSON.stringify(key)}:${jsonText(member)}`).join(",")}}`;
+    case "array":
+      return `[${node.items.map(jsonText).join(",")}]`;
+    case "string":
+      return JSON.stringify(node.value);
+    case "number":
+      return node.text;
+    case "boolean":
+      return String(node.value);
+    case "null":
+      return "null";
+  }
 }
 
 type FieldKind = "string" | "string?" | "integer?" | "object?" | "strings?" | "digest";
@@ -368,6 +404,12 @@ function listFilter(req: Request) {
   };
 }
 
+function sameCalendarDate(value: string, ms: number): boolean {
+  // Only the plain date and UTC forms can be compared directly; an offset may move the day.
+  if (!/^\d{4}-\d{2}-\d{2}(?:$|T[^+-]*Z$)/.test(value)) return true;
+  return new Date(ms).toISOString().slice(0, 10) === value.slice(0, 10);
+}
+
 function auditQuery(req: Request): AuditQuery {
   const issues: { path: string; message: string }[] = [];
   const allowed = ["trust_domain", "actor", "action", "since", "until", "limit", "before"];
@@ -379,7 +421,9 @@ function auditQuery(req: Request): AuditQuery {
     const value = one(name);
     if (value === undefined) return undefined;
     const ms = Date.parse(value);
-    if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms)) {
+    // Date.parse rolls 2024-02-30 over to March: the date part must survive the round trip.
+    const valid = /^\d{4}-\d{2}-\d{2}/.test(value) && !Number.isNaN(ms) && sameCalendarDate(value, ms);
+    if (!valid) {
       issues.push({ path: name, message: "must be an RFC 3339 time or a date" });
       return undefined;
     }
@@ -387,6 +431,14 @@ function auditQuery(req: Request): AuditQuery {
   };
   const since = time("since");
   const until = time("until");
+  const auditTd = one("trust_domain");
+  if (auditTd !== undefined) {
+    try {
+      parseTrustDomain(auditTd);
+    } catch (error) {
+      issues.push({ path: "trust_domain", message: (error as Error).message });
+    }
+  }
   const before = one("before");
   if (before !== undefined && !isAuditId(before))
     issues.push({ path: "before", message: "must be the `next` of a previous page" });

@@ -18,6 +18,7 @@ import type { Clock } from "../../clock.js";
 import type { FederationConfig } from "../../config/types.js";
 import { BundlegateError } from "../../errors.js";
 import type { BundleCache } from "../../federation/bundle-cache.js";
+import { EXPIRY_ACTOR } from "../../federation/expiry.js";
 import type { ManagedEntry, ManagedRegistry } from "../../federation/managed-registry.js";
 import type { SyncEngine } from "../../federation/manager.js";
 import type { ProbeReport } from "../../federation/probe.js";
@@ -84,7 +85,8 @@ export function createAdminService(options: AdminServiceOptions) {
   const logger = options.logger.child({ component: "admin" });
   const historyLimit = federation.historyLimit;
 
-  const entryOf = (trustDomain: string): { entry: ManagedEntry; relationship: Relationship } => {
+  const entryOf = (name: string): { entry: ManagedEntry; relationship: Relationship } => {
+    const trustDomain = parseTrustDomainParam(name);
     const entry = registry.entry(trustDomain);
     const relationship = registry.get(trustDomain);
     if (!entry || !relationship) throw notFound(trustDomain);
@@ -206,7 +208,15 @@ export function createAdminService(options: AdminServiceOptions) {
     return view(relationship.trustDomain);
   };
 
-  const audit = (entry: Omit<AuditEntry, "id" | "at">) => store.appendAudit({ ...entry, at: clock.now().getTime() });
+  /** The audit stream and the log both get every audited action. */
+  const audit = async (entry: Omit<AuditEntry, "id" | "at">) => {
+    const written = await store.appendAudit({ ...entry, at: clock.now().getTime() });
+    logger.info(
+      { trustDomain: entry.trustDomain, actor: entry.actor, action: entry.action, auditId: written.id },
+      "audited",
+    );
+    return written;
+  };
 
   return {
     view,
@@ -263,6 +273,10 @@ export function createAdminService(options: AdminServiceOptions) {
           { path: "trust_domain", message: `duplicate: a relationship for ${trustDomain} already exists` },
         ]);
       }
+      // A new relationship starts afresh: whatever an earlier one of this trust domain left in the store
+      // (an interrupted delete, a replica that wrote late) must neither be served nor verify its endpoint.
+      await store.removeRelationship(trustDomain, { origin: options.origin });
+      options.cache.delete(trustDomain);
       await registry.reload(trustDomain);
       logger.info({ trustDomain, actor: caller.id }, "relationship created (pending)");
       await runPreflight(trustDomain);
@@ -293,15 +307,29 @@ export function createAdminService(options: AdminServiceOptions) {
       }
       const checked = checkRelationshipSpec(merged, registry.specContext(relationship.trustDomain));
       if (!checked.ok) throw validationError(checked.issues);
-      const trustChanged = TRUST_FIELDS.some(
-        (field) => JSON.stringify(checked.spec[field]) !== JSON.stringify(document.spec[field]),
-      );
-      const backToPending = trustChanged && document.state === "active" && !caller.canApprove;
-      const next: RelationshipDocument = {
-        ...document,
-        spec: checked.spec,
-        ...(backToPending ? { state: "pending" as const } : {}),
-      };
+      const trustChanged =
+        TRUST_FIELDS.some((field) => JSON.stringify(checked.spec[field]) !== JSON.stringify(document.spec[field])) ||
+        // A longer life is more trust: moving expires_at later (or dropping it) is a trust change too.
+        extendsLife(document.spec.expires_at, checked.spec.expires_at);
+      // What the registry reads now: an expired relationship is suspended even before the enforcer writes it.
+      const expired = relationship.state === "suspended" && document.state !== "suspended";
+      const backToPending = !expired && trustChanged && document.state === "active" && !caller.canApprove;
+      const state = expired ? "suspended" : backToPending ? "pending" : document.state;
+      if (state === document.state && JSON.stringify(checked.spec) === JSON.stringify(document.spec)) {
+        // Nothing changes: no new revision, no audit entry, no event.
+        return view(relationship.trustDomain);
+      }
+      const lifecycle = expired
+        ? {
+            ...document.lifecycle,
+            suspended_by: EXPIRY_ACTOR,
+            suspended_at: clock.now().toISOString(),
+            suspended_reason: "expires_at passed",
+          }
+        : backToPending
+          ? withoutApproval(document.lifecycle)
+          : document.lifecycle;
+      const next: RelationshipDocument = { ...document, spec: checked.spec, state, lifecycle };
       await writeDocument(
         relationship.trustDomain,
         next,
@@ -311,10 +339,14 @@ export function createAdminService(options: AdminServiceOptions) {
           before: document,
           ...(backToPending
             ? { details: { reason: "trust settings changed without approve scope: back to pending" } }
-            : {}),
+            : expired
+              ? { details: { reason: "expired before this change: written as suspended; resume needs approval" } }
+              : {}),
         },
         record.revision,
       );
+      // The approver must see a preflight of what they approve, not of the settings before.
+      if (trustChanged) await runPreflight(relationship.trustDomain);
       return view(relationship.trustDomain);
     },
 
@@ -324,8 +356,45 @@ export function createAdminService(options: AdminServiceOptions) {
     resume: (caller: Caller, trustDomain: string) => transition(caller, trustDomain, "resume"),
 
     async remove(caller: Caller, trustDomain: string) {
+      if (!registry.entry(trustDomain)) {
+        // A delete cut short after its record went (the store failed between the two steps) leaves the
+        // bundle behind; deleting again finishes it rather than answering 404 for ever.
+        const td = parseTrustDomainParam(trustDomain);
+        const [bundle, status, quarantine] = await Promise.all([
+          store.getBundle(td),
+          store.getStatus(td),
+          store.getQuarantine(td),
+        ]);
+        if (!bundle && !status && !quarantine) throw notFound(trustDomain);
+        await store.removeRelationship(td, { origin: options.origin });
+        options.cache.delete(td);
+        await audit({
+          actor: caller.id,
+          action: "relationship.cleanup",
+          trustDomain: td,
+          before: { bundle: bundle?.digest ?? null },
+        });
+        return;
+      }
       const { record, document, relationship } = apiEntryOf(trustDomain);
       const td = relationship.trustDomain;
+      const dependents = registry
+        .list()
+        .filter(
+          (other) =>
+            other.trustDomain !== td &&
+            other.profile.kind === "https_spiffe" &&
+            new URL(other.profile.endpointSpiffeId).host === td,
+        )
+        .map((other) => other.trustDomain);
+      if (dependents.length > 0) {
+        throw new ApiError(
+          409,
+          "ERR_RELATIONSHIP_IN_USE",
+          "Conflict",
+          `${td}'s bundle verifies the endpoints of ${dependents.join(", ")}; change or delete those first`,
+        );
+      }
       const at = clock.now().getTime();
       const result = await store.deleteRelationshipRecord(td, {
         at,
@@ -375,21 +444,28 @@ export function createAdminService(options: AdminServiceOptions) {
       const { relationship } = entryOf(trustDomain);
       const td = relationship.trustDomain;
       const held = await store.getQuarantine(td);
+      if (held?.digest !== digest) throw quarantineMismatch(td, digest, held?.digest);
       const before = options.cache.get(td)?.stored.digest;
+      // Audited before it is done: an action that happened is never missing from the audit log (one that
+      // then fails is followed by a ".failed" entry).
+      const entry = {
+        actor: caller.id,
+        action: "quarantine.accept",
+        trustDomain: td,
+        before: { digest: before ?? null },
+        after: { digest, sequence: held.sequence ?? null },
+        details: { reasons: held.reasons },
+      };
+      await audit(entry);
       const ok = await store.acceptQuarantine(td, digest, {
         at: clock.now().getTime(),
         historyLimit,
         origin: options.origin,
       });
-      if (!ok) throw quarantineMismatch(td, digest, held?.digest);
-      await audit({
-        actor: caller.id,
-        action: "quarantine.accept",
-        trustDomain: td,
-        before: { digest: before ?? null },
-        after: { digest, sequence: held?.sequence ?? null },
-        details: { reasons: held?.reasons ?? [] },
-      });
+      if (!ok) {
+        await audit({ ...entry, action: "quarantine.accept.failed", after: entry.before });
+        throw quarantineMismatch(td, digest, (await store.getQuarantine(td))?.digest);
+      }
       const stored = await store.getBundle(td);
       if (stored) options.cache.put(td, stored);
       return view(td);
@@ -399,16 +475,21 @@ export function createAdminService(options: AdminServiceOptions) {
       const { relationship } = entryOf(trustDomain);
       const td = relationship.trustDomain;
       const held = await store.getQuarantine(td);
-      const ok = await store.discardQuarantine(td, digest, { origin: options.origin });
-      if (!ok) throw quarantineMismatch(td, digest, held?.digest);
-      await audit({
+      if (held?.digest !== digest) throw quarantineMismatch(td, digest, held?.digest);
+      const entry = {
         actor: caller.id,
         action: "quarantine.discard",
         trustDomain: td,
         before: { quarantined: digest },
         after: { quarantined: null },
-        details: { reasons: held?.reasons ?? [] },
-      });
+        details: { reasons: held.reasons },
+      };
+      await audit(entry);
+      const ok = await store.discardQuarantine(td, digest, { origin: options.origin });
+      if (!ok) {
+        await audit({ ...entry, action: "quarantine.discard.failed", after: entry.before });
+        throw quarantineMismatch(td, digest, (await store.getQuarantine(td))?.digest);
+      }
       return view(td);
     },
 
@@ -424,7 +505,6 @@ export function createAdminService(options: AdminServiceOptions) {
           `no bundle of ${td} is stored yet; nothing to reset`,
         );
       }
-      await store.resetSequence(td, { at: clock.now().getTime(), historyLimit, origin: options.origin });
       await audit({
         actor: caller.id,
         action: "sequence.reset",
@@ -432,6 +512,7 @@ export function createAdminService(options: AdminServiceOptions) {
         before: { sequence: before.sequence ?? null },
         after: { sequence: null },
       });
+      await store.resetSequence(td, { at: clock.now().getTime(), historyLimit, origin: options.origin });
       const stored = await store.getBundle(td);
       if (stored) options.cache.put(td, stored, { force: true });
       return view(td);
@@ -467,6 +548,18 @@ export function createAdminService(options: AdminServiceOptions) {
   }
 }
 
+function withoutApproval(lifecycle: LifecycleRecord): LifecycleRecord {
+  const { approved_by: _by, approved_at: _at, ...rest } = lifecycle;
+  return rest;
+}
+
+/** Whether `next` ends a relationship later than `previous` did (absent means never). */
+function extendsLife(previous: unknown, next: unknown): boolean {
+  if (previous === undefined) return false;
+  if (next === undefined) return true;
+  return Date.parse(String(next)) > Date.parse(String(previous));
+}
+
 function withoutSuspension(lifecycle: LifecycleRecord): LifecycleRecord {
   const { suspended_by: _by, suspended_at: _at, suspended_reason: _reason, ...rest } = lifecycle;
   return rest;
@@ -481,6 +574,16 @@ function quarantineMismatch(trustDomain: string, digest: string, held: string | 
       ? `no bundle of ${trustDomain} is quarantined`
       : `the quarantined bundle of ${trustDomain} is ${held}, not ${digest}; look at it again before deciding`,
   );
+}
+
+/** A trust domain named in a path: 400 with the parser's code when it is not one. */
+export function parseTrustDomainParam(value: string): TrustDomain {
+  try {
+    return parseTrustDomain(value);
+  } catch (error) {
+    const code = error instanceof BundlegateError ? error.code : "ERR_TRUST_DOMAIN_INVALID";
+    throw new ApiError(400, code, "Bad Request", `not a trust domain: ${(error as Error).message}`);
+  }
 }
 
 function trustDomainOf(input: unknown): TrustDomain | undefined {
