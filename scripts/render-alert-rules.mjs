@@ -5,8 +5,9 @@
 //   node scripts/render-alert-rules.mjs --thresholds FILE [--out FILE | --out -]
 //
 // The template holds ${name} placeholders (`${runbook_base_url}`, `${BundleStale.for}`), which Prometheus
-// templating never uses. Every placeholder must have a value and every value must be used, so a threshold
-// can neither be forgotten nor silently ignored.
+// templating never uses; `${name:seconds}` is a duration value in seconds, for arithmetic with time().
+// Every placeholder must have a value and every value must be used, so a threshold can neither be forgotten
+// nor silently ignored.
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -58,10 +59,13 @@ export function resolveThresholds(defaults, overrides = {}) {
 /** The rules file text for the given placeholder values. */
 export function render(template, values) {
   const used = new Set();
-  const text = template.replace(/\$\{([A-Za-z_][\w.]*)\}/g, (_, name) => {
+  const text = template.replace(/\$\{([A-Za-z_][\w.]*)(:seconds)?\}/g, (_, name, seconds) => {
     if (!values.has(name)) throw new ThresholdError(`the template uses \${${name}}, which has no value`);
     used.add(name);
-    return values.get(name);
+    const value = values.get(name);
+    if (seconds === undefined) return value;
+    if (!DURATION.test(value)) throw new ThresholdError(`the template uses \${${name}:seconds}, which is no duration`);
+    return String(durationSeconds(value));
   });
   const unused = [...values.keys()].filter((name) => !used.has(name));
   if (unused.length > 0) throw new ThresholdError(`values the template never uses: ${unused.join(", ")}`);
@@ -85,6 +89,7 @@ function renderValue(key, value, path) {
     }
     return value;
   }
+  if (key.endsWith("_regex")) return promqlString(regex(value, path));
   if (key.endsWith("_seconds")) {
     if (typeof value === "string" && DURATION.test(value)) return String(durationSeconds(value));
     return String(nonNegative(value, `${path}: must be a number of seconds or a duration such as 6h or 14d`));
@@ -98,6 +103,23 @@ function durationSeconds(text) {
     seconds += Number(amount) * UNIT_SECONDS[unit];
   }
   return seconds;
+}
+
+function regex(value, path) {
+  const message = `${path}: must be a non-empty regular expression`;
+  if (typeof value !== "string" || value === "" || /[\n\r]/.test(value)) throw new ThresholdError(message);
+  try {
+    // JavaScript's syntax, close to RE2's for what a job name needs; promtool checks the rendered file.
+    new RegExp(value, "u");
+  } catch {
+    throw new ThresholdError(message);
+  }
+  return value;
+}
+
+/** A PromQL double-quoted string: JSON's escapes are Go's, which PromQL reads. */
+function promqlString(text) {
+  return JSON.stringify(text);
 }
 
 function nonNegative(value, message) {

@@ -55,7 +55,8 @@ export function freshnessDashboard(): Dashboard {
       }),
       stat({
         title: "Never synced",
-        description: "Active relationships without a successful fetch yet.",
+        description:
+          "Active and pending relationships without a successful fetch yet (suspended ones are left out, as in BundleNeverSynced).",
         w: 8,
         h: 4,
         decimals: 0,

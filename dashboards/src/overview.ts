@@ -69,7 +69,8 @@ export function overviewDashboard(): Dashboard {
       stat({
         ...problem,
         title: "Never synced",
-        description: "Active relationships without a successful fetch yet.",
+        description:
+          "Active and pending relationships without a successful fetch yet (suspended ones are left out, as in BundleNeverSynced).",
         thresholds: [
           { color: "green", value: null },
           { color: "orange", value: 1 },

@@ -64,9 +64,12 @@ export const criticalCount = countOf(
   owned(`time() - ${lastSuccess} > ${perDomain("bundlegate_relationship_critical_after_seconds")}`),
 );
 
-/** Active relationships without a successful fetch yet. */
+/**
+ * Active and pending relationships without a successful fetch yet: the ones BundleNeverSynced alerts about
+ * (pending ones are polled too; suspended ones were taken out of service on purpose).
+ */
 export const neverSyncedCount = countOf(
-  `max by (trust_domain) (bundlegate_relationship_info{owner=~"$owner", ${TRUST_DOMAIN}, state="active"}) unless on (trust_domain) ${lastSuccess}`,
+  `max by (trust_domain) (bundlegate_relationship_info{owner=~"$owner", ${TRUST_DOMAIN}, state!="suspended"}) unless on (trust_domain) ${lastSuccess}`,
 );
 
 export const failingCount = countOf(owned(`${perDomain("bundlegate_relationship_consecutive_failures")} > 0`));

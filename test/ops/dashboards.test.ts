@@ -321,16 +321,20 @@ describe("dashboards", () => {
       //                       newest authority expires in 10 days
       //   b.example (team-b): synced 500 s ago (critical after 300 s), failing
       //   c.example (team-a): active, never synced
+      //   d.example (team-b): pending, never synced (polled, so counted as never synced, as the alert does)
+      //   e.example (team-a): suspended, never synced (left out)
       const series: [string, string][] = [];
       for (const instance of ["r1", "r2"]) {
         const s = (name: string, labels: string, values: string) =>
           series.push([`${name}{instance="${instance}", ${labels}}`, values]);
-        for (const [td, owner] of [
-          ["a.example", "team-a"],
-          ["b.example", "team-b"],
-          ["c.example", "team-a"],
+        for (const [td, owner, state] of [
+          ["a.example", "team-a", "active"],
+          ["b.example", "team-b", "active"],
+          ["c.example", "team-a", "active"],
+          ["d.example", "team-b", "pending"],
+          ["e.example", "team-a", "suspended"],
         ]) {
-          s("bundlegate_relationship_info", `trust_domain="${td}", owner="${owner}", state="active"`, "1x10");
+          s("bundlegate_relationship_info", `trust_domain="${td}", owner="${owner}", state="${state}"`, "1x10");
           s("bundlegate_relationship_stale_after_seconds", `trust_domain="${td}"`, "180x10");
           s("bundlegate_relationship_critical_after_seconds", `trust_domain="${td}"`, "300x10");
         }
@@ -367,7 +371,7 @@ describe("dashboards", () => {
         ...counts(".*", {
           staleCount: 1,
           criticalCount: 1,
-          neverSyncedCount: 1,
+          neverSyncedCount: 2,
           failingCount: 1,
           quarantinedCount: 1,
           driftCount: 1,

@@ -70,6 +70,11 @@ describe("render-alert-rules", () => {
         "    within_seconds: 14d",
         "  BundleNoPoller:",
         "    min_seconds: 300",
+        "  BundleRollbackRejected:",
+        "    rejections_window: 30m",
+        "  BundlegateDown:",
+        '    job_regex: "gateway-(prod|staging)"',
+        "    min_replicas_up: 2",
       ].join("\n"),
       "overrides",
     );
@@ -84,11 +89,26 @@ describe("render-alert-rules", () => {
     expect(fetchErrors.labels.severity).toBe("critical");
     expect(rendered.get("BundleNewestAuthorityExpiring")!.expr).toContain("time() + 1209600");
     expect(rendered.get("BundleNoPoller")!.expr).toMatch(/,\s+300\s+\)/);
+    // A window is used as a range and, in seconds, against the replica's start time.
+    const rollback = rendered.get("BundleRollbackRejected")!;
+    expect(rollback.expr).toContain("[30m]");
+    expect(rollback.expr).toContain("time() - bundlegate_process_start_time_seconds < 1800)");
+    expect(rollback.expr).not.toMatch(/\b600\b|\[10m\]/);
+    expect(rollback.annotations.description).toContain("in the last 30m");
+    const down = rendered.get("BundlegateDown")!;
+    expect(down.expr).toContain('sum by (job) (up{job=~"gateway-(prod|staging)"}) < 2');
+    expect(down.expr).toContain('absent(up{job=~"gateway-(prod|staging)"})');
     for (const alert of rendered.values()) {
       expect(alert.annotations.runbook_url).toMatch(/^https:\/\/runbooks\.example\.org\/bundlegate\/[a-z-]+\.md$/);
     }
 
-    const changed = new Set(["BundleFetchErrors", "BundleNewestAuthorityExpiring", "BundleNoPoller"]);
+    const changed = new Set([
+      "BundleFetchErrors",
+      "BundleNewestAuthorityExpiring",
+      "BundleNoPoller",
+      "BundleRollbackRejected",
+      "BundlegateDown",
+    ]);
     expect([...rendered.keys()]).toEqual([...shipped.keys()]);
     for (const [name, alert] of rendered) {
       if (changed.has(name)) continue;
@@ -100,8 +120,12 @@ describe("render-alert-rules", () => {
   });
 
   // Skipped without promtool (alert-rules.test.ts says so once); CI installs it.
-  it.skipIf(!hasPromtool)("renders overridden rules promtool accepts", () => {
-    const { out } = withOverrides("alerts:\n  BundleReplicaDrift:\n    for: 1h\n", "promtool");
+  it.skipIf(!hasPromtool)("renders overridden rules promtool accepts, a job pattern with escapes included", () => {
+    const { out } = withOverrides(
+      'alerts:\n  BundleReplicaDrift:\n    for: 1h\n  BundlegateDown:\n    job_regex: "bundlegate\\\\.(prod|edge)"\n',
+      "promtool",
+    );
+    expect(readFileSync(out, "utf8")).toContain('up{job=~"bundlegate\\\\.(prod|edge)"}');
     const check = spawnSync("promtool", ["check", "rules", out], { encoding: "utf8" });
     expect(check.stdout + check.stderr).toContain("SUCCESS");
     expect(check.status).toBe(0);
@@ -130,6 +154,16 @@ describe("render-alert-rules", () => {
       "a bad seconds value",
       "alerts:\n  RelationshipExpiring:\n    within_seconds: two weeks\n",
       "within_seconds: must be",
+    ],
+    [
+      "a job pattern that is no regular expression",
+      'alerts:\n  BundlegateDown:\n    job_regex: "bundlegate-("\n',
+      "alerts.BundlegateDown.job_regex: must be a non-empty regular expression",
+    ],
+    [
+      "an empty job pattern",
+      'alerts:\n  BundlegateDown:\n    job_regex: ""\n',
+      "alerts.BundlegateDown.job_regex: must be a non-empty regular expression",
     ],
     ["a runbook base with a trailing slash", "runbook_base_url: https://x.example/\n", "runbook_base_url: must be"],
     ["alerts that is not a mapping", "alerts: [BundleStale]\n", "alerts: must be a mapping"],
