@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
 #
 # The bundlegate image:   docker build -t bundlegate .
-#                         docker run --read-only --tmpfs /tmp -v "$PWD/bundlegate.yaml:/etc/bundlegate/bundlegate.yaml:ro" bundlegate
+#                         docker run --read-only --tmpfs /tmp -v "$PWD:/etc/bundlegate:ro" \
+#                           -v bundlegate-state:/var/lib/bundlegate \
+#                           -e BUNDLEGATE_STORE__SNAPSHOT_FILE=/var/lib/bundlegate/bundlegate-snapshot.json bundlegate
+#                         (run from the folder with bundlegate.yaml and the files it names; see README, Deployment)
 #
 # Node.js 26 is the Active LTS line since 2026-10-28 (24 moved to maintenance on 2026-10-20). Debian 13
 # (trixie) is the current Debian stable. Both stages use the same base, so what is built is what runs.
