@@ -272,7 +272,7 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     stops.push(metrics.trackRelationships(registry));
     metrics.observeFederation({
       relationships: () => registry.list(),
-      status: (trustDomain) => engine.view(trustDomain).status,
+      status: (trustDomain) => engine.status(trustDomain),
       bundle: (trustDomain) => cache.get(trustDomain),
       quarantined: (trustDomain) => quarantines.has(trustDomain),
       federation: fed,
@@ -362,9 +362,9 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
       stops.push(() => relay.close());
     }
 
+    // Metrics are served on their own listener only (metrics.listen): a scrape never shares the admin API's.
     const internalApp = createInternalApp({
       routers,
-      registry: metrics.registry,
       readiness: [
         {
           name: "store",

@@ -58,6 +58,8 @@ export interface SyncEngine {
   /** Refreshes now (under the lease), whatever the schedule says; resolves with the outcome. */
   refreshNow(trustDomain: TrustDomain): Promise<RefreshOutcome | undefined>;
   view(trustDomain: TrustDomain): EngineRelationshipView;
+  /** The status as this replica last read or wrote it; no health computed (cheap, for every scrape). */
+  status(trustDomain: TrustDomain): RelationshipStatus | undefined;
   /** True while the store cannot be reached and outcomes wait in memory. */
   degraded(): boolean;
   /** Leases this replica holds right now. */
@@ -417,6 +419,7 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
         pendingWrite: loop?.pending !== undefined || loop?.unwritten !== undefined,
       };
     },
+    status: (trustDomain) => loops.get(trustDomain)?.status,
     degraded: () => storeDown,
     leasesHeld: () => held,
   };

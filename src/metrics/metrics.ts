@@ -1,12 +1,14 @@
 /**
  * Every metric, on one prom-client Registry built per app (never the global one, so two apps in one
  * process, as in tests, never share series). Gauges that describe state are computed at scrape time
- * from the values they describe, so they can never drift from them.
+ * from the values they describe, so they can never drift from them. The registry is an
+ * ExpositionRegistry, whose scrape stays cheap and short with thousands of relationships.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
 import type { RelationshipRegistry } from "../federation/registry.js";
 import type { Decision } from "../policy/types.js";
 import type { ServedBundle, TlsCredentials, Watched } from "../sources/types.js";
+import { ExpositionRegistry } from "./exposition-registry.js";
 import { notAfterSeconds } from "./not-after.js";
 import {
   FINGERPRINT_LABEL_LENGTH,
@@ -21,6 +23,24 @@ export const ENDPOINT_CODES = ["200", "304", "404", "405"] as const;
 
 /** The reason a rejection counter starts with for every relationship (so `increase()` sees the first one). */
 export const INITIAL_REJECTION_REASON = "ERR_POLICY_SEQUENCE_ROLLBACK";
+
+/**
+ * The label sets alerts count increases of, started at 0 for every relationship: a series that first
+ * appears at 1 has no increase to see, so without them an alert would miss the first event after a restart.
+ * Only these: every extra label set is 10,000 more series on a large gateway.
+ */
+export const INITIAL_REJECTION_REASONS = [
+  "ERR_POLICY_SEQUENCE_ROLLBACK",
+  "ERR_POLICY_FULL_REPLACEMENT",
+  "ERR_POLICY_SHARED_WITH_OWN_DOMAIN",
+  "ERR_POLICY_SHARED_WITH_OTHER_PARTNER",
+  "ERR_POLICY_SEQUENCE_REUSED",
+] as const;
+export const INITIAL_TRUST_REMOVAL_REASONS = [
+  "EMPTY_BUNDLE",
+  "ALL_AUTHORITIES_EXPIRED",
+  "AUTHORITIES_REMOVED",
+] as const;
 
 /** What the federation gauges read at scrape: relationships, statuses and bundles, and the engine's health. */
 export interface FederationObservation extends RelationshipSource {
@@ -63,7 +83,7 @@ export function createMetrics(options: {
   /** After a relationship is deleted, its counters are swept once more after this (an in-flight fetch may count late). Default 60 000. */
   lateSweepMs?: number;
 }): Metrics {
-  const registry = new Registry();
+  const registry = new ExpositionRegistry();
   if (options.defaultMetrics ?? true) {
     collectDefaultMetrics({ register: registry, prefix: "bundlegate_" });
     // Gauges named like counters, which `promtool check metrics` refuses; each is the sum over `type`
@@ -258,7 +278,12 @@ export function createMetrics(options: {
         for (const trustDomain of current) {
           if (known.has(trustDomain)) continue;
           bundleUpdates.inc({ trust_domain: trustDomain }, 0);
-          bundleRejections.inc({ trust_domain: trustDomain, reason: INITIAL_REJECTION_REASON }, 0);
+          for (const reason of INITIAL_REJECTION_REASONS) {
+            bundleRejections.inc({ trust_domain: trustDomain, reason }, 0);
+          }
+          for (const reason of INITIAL_TRUST_REMOVAL_REASONS) {
+            decisions.inc({ trust_domain: trustDomain, decision: "accept_alert", reason }, 0);
+          }
         }
         const removed = [...known].some((trustDomain) => !current.has(trustDomain));
         known = current;

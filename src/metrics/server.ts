@@ -9,6 +9,8 @@ import type { Registry } from "prom-client";
 import type { ListenConfig } from "../config/types.js";
 import { BundlegateError } from "../errors.js";
 import type { Logger } from "../logging.js";
+import { ExpositionRegistry } from "./exposition-registry.js";
+import { createTimeSlicer } from "./time-slice.js";
 
 export const METRICS_PATH = "/metrics";
 
@@ -44,9 +46,21 @@ export function createMetricsServer(options: MetricsServerOptions): MetricsServe
       return;
     }
     try {
-      const body = await registry.metrics();
-      res.writeHead(200, { "content-type": registry.contentType, "content-length": Buffer.byteLength(body) });
-      res.end(req.method === "HEAD" ? undefined : body);
+      // Encoded once (measuring the text's length and then writing it would encode it twice), and piece
+      // by piece with turns for the event loop: at 10k relationships a scrape is over 20 MB.
+      const pieces = registry instanceof ExpositionRegistry ? await registry.chunks() : [await registry.metrics()];
+      const slicer = createTimeSlicer();
+      const body: Buffer[] = [];
+      for (const piece of pieces) {
+        body.push(Buffer.from(piece));
+        if (slicer.due()) await slicer.pause();
+      }
+      res.writeHead(200, {
+        "content-type": registry.contentType,
+        "content-length": body.reduce((sum, buffer) => sum + buffer.length, 0),
+      });
+      if (req.method !== "HEAD") for (const buffer of body) res.write(buffer);
+      res.end();
     } catch (error) {
       logger.error({ err: (error as Error).message }, "metrics could not be collected");
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });

@@ -291,8 +291,8 @@ describe("HTTP semantics on the running app", () => {
   );
 });
 
-describe("health on the internal listener", () => {
-  it("answers /healthz, /readyz and /metrics", async () => {
+describe("health on the internal listener, metrics on their own", () => {
+  it("answers /healthz and /readyz, and /metrics on the metrics listener only", async () => {
     const fixture = await startFixture();
     const { app } = fixture;
     expect((await webGet(fixture)).status).toBe(200);
@@ -313,7 +313,8 @@ describe("health on the internal listener", () => {
       ],
     });
 
-    const metrics = await fetch(`${base}/metrics`);
+    expect((await fetch(`${base}/metrics`)).status).toBe(404);
+    const metrics = await fetch(`http://127.0.0.1:${app.addresses.metrics.port}/metrics`);
     expect(metrics.status).toBe(200);
     const text = await metrics.text();
     expect(text).toMatch(/^bundlegate_local_bundle_sequence 1$/m);

@@ -3,7 +3,13 @@
  * dropped with it), the engine and store gauges, and the series initialised before anything happened.
  */
 import { describe, expect, it, vi } from "vitest";
-import { createMetrics, type FederationObservation, type Metrics } from "../../src/metrics/metrics.js";
+import {
+  createMetrics,
+  type FederationObservation,
+  INITIAL_REJECTION_REASONS,
+  INITIAL_TRUST_REMOVAL_REASONS,
+  type Metrics,
+} from "../../src/metrics/metrics.js";
 import type { Decision } from "../../src/policy/types.js";
 import type { TlsCredentials } from "../../src/sources/types.js";
 import { createTrustBundle } from "../../src/spiffe/bundle.js";
@@ -33,14 +39,23 @@ function observe(metrics: Metrics, overrides: Partial<FederationObservation> = {
 }
 
 describe("relationship counters", () => {
-  it("start at 0 for every relationship, rejections with the rollback reason", async () => {
+  it("start at 0 for every relationship: each policy rejection and each trust removal the alerts count", async () => {
     const metrics = createMetrics({ version: "test", defaultMetrics: false });
     const registry = mutableRegistry([relationshipOf("alpha.test"), relationshipOf("beta.test")]);
     const stop = metrics.trackRelationships(registry);
-    expect(await series(metrics.registry, "bundlegate_bundle_rejections_total")).toEqual([
-      { labels: { trust_domain: "alpha.test", reason: "ERR_POLICY_SEQUENCE_ROLLBACK" }, value: 0 },
-      { labels: { trust_domain: "beta.test", reason: "ERR_POLICY_SEQUENCE_ROLLBACK" }, value: 0 },
-    ]);
+    expect(await series(metrics.registry, "bundlegate_bundle_rejections_total")).toEqual(
+      ["alpha.test", "beta.test"].flatMap((trust_domain) =>
+        INITIAL_REJECTION_REASONS.map((reason) => ({ labels: { trust_domain, reason }, value: 0 })),
+      ),
+    );
+    expect(await series(metrics.registry, "bundlegate_bundle_decisions_total")).toEqual(
+      ["alpha.test", "beta.test"].flatMap((trust_domain) =>
+        INITIAL_TRUST_REMOVAL_REASONS.map((reason) => ({
+          labels: { trust_domain, decision: "accept_alert", reason },
+          value: 0,
+        })),
+      ),
+    );
     expect(await series(metrics.registry, "bundlegate_bundle_updates_total")).toEqual([
       { labels: { trust_domain: "alpha.test" }, value: 0 },
       { labels: { trust_domain: "beta.test" }, value: 0 },
@@ -70,9 +85,18 @@ describe("relationship counters", () => {
 
     const { registry } = metrics;
     expect(await seriesValue(registry, "bundlegate_bundle_updates_total", { trust_domain: "alpha.test" })).toBe(2);
-    expect(await series(registry, "bundlegate_bundle_rejections_total")).toEqual([
-      { labels: { trust_domain: "alpha.test", reason: "ERR_POLICY_SEQUENCE_ROLLBACK" }, value: 2 },
-    ]);
+    expect(
+      await seriesValue(registry, "bundlegate_bundle_rejections_total", {
+        trust_domain: "alpha.test",
+        reason: "ERR_POLICY_SEQUENCE_ROLLBACK",
+      }),
+    ).toBe(2);
+    expect(
+      await seriesValue(registry, "bundlegate_bundle_rejections_total", {
+        trust_domain: "alpha.test",
+        reason: "ERR_POLICY_FULL_REPLACEMENT",
+      }),
+    ).toBe(0);
     expect(
       await seriesValue(registry, "bundlegate_bundle_decisions_total", {
         trust_domain: "alpha.test",

@@ -1,9 +1,10 @@
 /** The metrics listener: GET (and HEAD) /metrics in the registry's format, 404 elsewhere, 405 otherwise. */
 
-import { Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { isBundlegateError } from "../../src/errors.js";
 import { silentLogger } from "../../src/logging.js";
+import { ExpositionRegistry } from "../../src/metrics/exposition-registry.js";
 import { createMetricsServer, type MetricsServer } from "../../src/metrics/server.js";
 
 const servers: MetricsServer[] = [];
@@ -41,6 +42,23 @@ describe("metrics listener", () => {
     const post = await fetch(`${base}/metrics`, { method: "POST", body: "x" });
     expect(post.status).toBe(405);
     expect(post.headers.get("allow")).toBe("GET, HEAD");
+  });
+
+  it("sends the app registry's scrape piece by piece: the same bytes as metrics(), and their length", async () => {
+    const registry = new ExpositionRegistry();
+    new Counter({ name: "test_total", help: "Non-ASCII labels: é, 雪.", labelNames: ["k"], registers: [registry] }).inc(
+      { k: "ümlaut ☃" },
+      3,
+    );
+    const { base } = await started(registry);
+    const reply = await fetch(`${base}/metrics`);
+    const body = Buffer.from(await reply.arrayBuffer());
+    const expected = Buffer.from(await registry.metrics());
+    expect(body.equals(expected)).toBe(true);
+    expect(Number(reply.headers.get("content-length"))).toBe(expected.length);
+    expect(body.toString()).toMatch(/^test_total\{k="ümlaut ☃"\} 3$/m);
+    const head = await fetch(`${base}/metrics`, { method: "HEAD" });
+    expect(Number(head.headers.get("content-length"))).toBe(expected.length);
   });
 
   it("answers 500 when a collector fails, and keeps serving", async () => {

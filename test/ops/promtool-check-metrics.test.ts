@@ -135,9 +135,8 @@ describe("the metrics listener's live scrape", () => {
     await expect(fetch(other.metricsUrl)).rejects.toThrow();
   });
 
-  it("still serves /metrics on the internal listener", async () => {
+  it("is the only listener serving /metrics", async () => {
     const reply = await fetch(`http://127.0.0.1:${gateway.app.addresses.internal.port}/metrics`);
-    expect(reply.status).toBe(200);
-    expect(await reply.text()).toMatch(/^bundlegate_relationship_info\{trust_domain="partner\.test",/m);
+    expect(reply.status).toBe(404);
   });
 });
