@@ -2,9 +2,9 @@
  * How a relationship stands at a moment: its freshness (DESIGN.md section 6) and the expiry window of
  * the authorities it is trusted through. Pure: the engine, the API and the metrics all read it the same way.
  */
-import { X509Certificate } from "node:crypto";
 import type { FederationConfig } from "../config/types.js";
 import type { TrustBundle, X509Authority } from "../spiffe/bundle.js";
+import { notAfterSeconds } from "../spiffe/not-after.js";
 import type { RelationshipStatus } from "../store/federation-state.js";
 import type { Relationship } from "./relationship.js";
 import { type Staleness, staleness } from "./staleness.js";
@@ -45,13 +45,6 @@ export function relationshipHealth(input: {
   return health;
 }
 
-const notAfterCache = new WeakMap<X509Authority, number>();
-
 function notAfter(authority: X509Authority): number {
-  let value = notAfterCache.get(authority);
-  if (value === undefined) {
-    value = Date.parse(new X509Certificate(authority.der).validTo);
-    notAfterCache.set(authority, value);
-  }
-  return value;
+  return notAfterSeconds(authority.der) * 1000;
 }

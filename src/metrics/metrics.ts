@@ -8,8 +8,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from 
 import type { RelationshipRegistry } from "../federation/registry.js";
 import type { Decision } from "../policy/types.js";
 import type { ServedBundle, TlsCredentials, Watched } from "../sources/types.js";
+import { notAfterSeconds } from "../spiffe/not-after.js";
 import { ExpositionRegistry } from "./exposition-registry.js";
-import { notAfterSeconds } from "./not-after.js";
 import {
   FINGERPRINT_LABEL_LENGTH,
   type RelationshipSource,

@@ -20,10 +20,10 @@ import type { Relationship } from "../federation/relationship.js";
 import { nextCronFire, type RefreshHintBounds, refreshIntervalSeconds } from "../federation/schedule.js";
 import { stalenessThresholds } from "../federation/staleness.js";
 import type { TrustDomain } from "../spiffe/id.js";
+import { notAfterSeconds } from "../spiffe/not-after.js";
 import type { RelationshipStatus } from "../store/federation-state.js";
 import type { Scrape, TextMetric } from "./exposition-registry.js";
 import { familyHeader, labelsText, seriesLine } from "./exposition-text.js";
-import { notAfterSeconds } from "./not-after.js";
 import type { TimeSlicer } from "./time-slice.js";
 
 /** Where the gauges read from; every call must be cheap (memory only). */

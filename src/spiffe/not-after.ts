@@ -1,5 +1,5 @@
 /**
- * The expiry of a DER certificate in seconds since the epoch, for the authority expiry gauges.
+ * The expiry of a DER certificate in seconds since the epoch (authority expiry gauges, relationship health).
  *
  * Read straight from the DER (Certificate > TBSCertificate > validity > notAfter) rather than by building
  * an X509Certificate: that costs ~0.2 ms a certificate, which made the first scrape of 10k relationships

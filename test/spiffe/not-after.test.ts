@@ -4,7 +4,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import { notAfterSeconds, readNotAfter } from "../../src/metrics/not-after.js";
+import { notAfterSeconds, readNotAfter } from "../../src/spiffe/not-after.js";
 import { createCa, type Issued } from "../support/pki.js";
 
 const nodeSeconds = (der: Uint8Array) => Date.parse(new X509Certificate(der).validTo) / 1000;
