@@ -8,8 +8,6 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { CliIo } from "../../src/cli/io.js";
-import { runCli } from "../../src/cli/program.js";
 import { createTrustBundle, x509AuthorityFromCertificate } from "../../src/spiffe/bundle.js";
 import { serializeSpiffeBundle } from "../../src/spiffe/codec.js";
 import { serializePem } from "../../src/spiffe/pem.js";
@@ -22,6 +20,7 @@ import {
   sampleView,
   serveAdminApi,
 } from "./support/fake-admin-api.js";
+import { type CliRun, runCapturing } from "./support/run-cli.js";
 
 const TOKEN = "s3cret-admin-token-0123456789";
 const NOW = new Date("2025-06-01T00:00:00.000Z");
@@ -34,32 +33,15 @@ let dir: string;
 let partnerCa: Issued;
 let stdinText = "";
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function run(args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readFile: (file) => readFile(file),
+async function run(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
+  const result = await runCapturing(args, {
     readStdin: async () => new TextEncoder().encode(stdinText),
     now: () => NOW,
     env,
-    waitForShutdown: () => new Promise<string>(() => {}),
-  };
-  const code = await runCli(args, io);
-  expect(stdout).not.toContain(TOKEN);
-  expect(stderr).not.toContain(TOKEN);
-  return { code, stdout, stderr };
+  });
+  expect(result.stdout).not.toContain(TOKEN);
+  expect(result.stderr).not.toContain(TOKEN);
+  return result;
 }
 
 /** The API options most tests use: the fake's URL and the right token. */

@@ -1,13 +1,6 @@
-/**
- * The admin commands against the real admin API of two running gateways: invite create on A, invite
- * accept on B, list and show, approve, refresh, suspend, resume, audit, delete; and the errors a person
- * sees (missing scope, unknown relationship). The token must never show in any output.
- */
-import { readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CliIo } from "../../src/cli/io.js";
-import { runCli } from "../../src/cli/program.js";
 import { type Gateway, startGateway, TOKENS } from "../api/admin/support.js";
+import { runCapturing } from "./support/run-cli.js";
 
 let a: Gateway;
 let b: Gateway;
@@ -23,28 +16,15 @@ afterAll(async () => {
 });
 
 async function cli(gateway: Gateway, args: string[], token: string = TOKENS.admin) {
-  let stdout = "";
-  let stderr = "";
   const { host, port } = gateway.app.addresses.internal;
-  const io: CliIo = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    readFile: (file) => readFile(file),
-    readStdin: async () => new Uint8Array(),
-    now: () => new Date(),
+  const result = await runCapturing(args, {
     env: { BUNDLEGATE_API_URL: `http://${host}:${port}`, BUNDLEGATE_API_TOKEN: token },
-    waitForShutdown: () => new Promise<string>(() => {}),
-  };
-  const code = await runCli(args, io);
+  });
   for (const secret of Object.values(TOKENS)) {
-    expect(stdout).not.toContain(secret);
-    expect(stderr).not.toContain(secret);
+    expect(result.stdout).not.toContain(secret);
+    expect(result.stderr).not.toContain(secret);
   }
-  return { code, stdout, stderr };
+  return result;
 }
 
 describe("bundlegate admin commands against the real API", () => {

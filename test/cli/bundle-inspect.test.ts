@@ -8,8 +8,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CliIo } from "../../src/cli/io.js";
-import { runCli } from "../../src/cli/program.js";
 import { VERSION } from "../../src/cli/version.js";
 import { parseSpiffeBundle } from "../../src/spiffe/codec.js";
 import { bundleDigest } from "../../src/spiffe/digest.js";
@@ -18,6 +16,7 @@ import { parseBundle } from "../../src/spiffe/read.js";
 import { bundleDoc } from "../support/bundle-docs.js";
 import { derToBase64, jwtEntry, x509Entry } from "../support/jwk-entries.js";
 import { createCa, createJwtKey, createNonCaCert, type Issued, type JsonWebKey } from "../support/pki.js";
+import { type CliRun, runCapturing } from "./support/run-cli.js";
 
 /** A clock far from the machine's: certificates valid only around it prove the command uses io.now(). */
 const NOW = new Date("2001-03-01T00:00:00.000Z");
@@ -63,23 +62,9 @@ beforeAll(async () => {
   files.set("bytes.pem", new TextEncoder().encode(root.pem));
 });
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function run(args: readonly string[], stdin?: string): Promise<Result> {
-  let stdout = "";
-  let stderr = "";
-  const io = {
-    stdout: (text: string) => {
-      stdout += text;
-    },
-    stderr: (text: string) => {
-      stderr += text;
-    },
-    readFile: async (path: string) => {
+function run(args: readonly string[], stdin?: string): Promise<CliRun> {
+  return runCapturing(["bundle", "inspect", ...args], {
+    readFile: async (path) => {
       const content = files.get(path);
       if (content === undefined) {
         throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: "ENOENT" });
@@ -91,11 +76,7 @@ async function run(args: readonly string[], stdin?: string): Promise<Result> {
       return new TextEncoder().encode(stdin);
     },
     now: () => NOW,
-    env: {},
-    waitForShutdown: () => new Promise<string>(() => {}),
-  } as CliIo;
-  const code = await runCli(["bundle", "inspect", ...args], io);
-  return { code, stdout, stderr };
+  });
 }
 
 const inspectJson = async (...args: string[]) => {
@@ -401,25 +382,13 @@ describe("standard input and help", () => {
 });
 
 /** runCli with arbitrary arguments (not under `bundle inspect`). */
-async function runCollect(argv: readonly string[]): Promise<Result> {
-  let stdout = "";
-  let stderr = "";
-  const io = {
-    stdout: (text: string) => {
-      stdout += text;
-    },
-    stderr: (text: string) => {
-      stderr += text;
-    },
+function runCollect(argv: readonly string[]): Promise<CliRun> {
+  return runCapturing(argv, {
     readFile: async () => {
       throw new Error("no files");
     },
-    readStdin: async () => new Uint8Array(),
     now: () => NOW,
-    env: {},
-    waitForShutdown: () => new Promise<string>(() => {}),
-  } as CliIo;
-  return { code: await runCli(argv, io), stdout, stderr };
+  });
 }
 
 describe("the real entry point", () => {
@@ -434,7 +403,7 @@ describe("the real entry point", () => {
   });
 
   const exec = (args: string[]) =>
-    new Promise<Result>((resolve, reject) => {
+    new Promise<CliRun>((resolve, reject) => {
       execFile(
         process.execPath,
         ["--import", "tsx", "src/cli/main.ts", "bundle", "inspect", ...args],

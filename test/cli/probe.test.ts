@@ -7,13 +7,12 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { type AddressInfo, createServer as createTcpServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CliIo } from "../../src/cli/io.js";
-import { runCli } from "../../src/cli/program.js";
 import type { ProbeReport } from "../../src/federation/probe.js";
 import { createTrustBundle, type TrustBundle, x509AuthorityFromCertificate } from "../../src/spiffe/bundle.js";
 import { serializeSpiffeBundle } from "../../src/spiffe/codec.js";
 import { serializePem } from "../../src/spiffe/pem.js";
 import { createCa, createSvid, createWebCert, type Issued } from "../support/pki.js";
+import { type CliRun, runCapturing } from "./support/run-cli.js";
 
 const TD = "example.org";
 const ENDPOINT_ID = "spiffe://example.org/bundle-server";
@@ -97,22 +96,8 @@ afterAll(async () => {
   await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
 });
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function run(args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
+function run(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runCapturing(["probe", ...args], {
     readFile: async (path) => {
       const content = files.get(path);
       if (content === undefined) {
@@ -126,10 +111,7 @@ async function run(args: readonly string[], env: Record<string, string> = {}): P
     // The servers' certificates are made around the real time, and Node checks Web PKI against it.
     now: () => new Date(),
     env,
-    waitForShutdown: () => new Promise<string>(() => {}),
-  };
-  const code = await runCli(["probe", ...args], io);
-  return { code, stdout, stderr };
+  });
 }
 
 const webUrl = (path = "/") => `https://127.0.0.1:${webPort}${path}`;
