@@ -5,9 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
+import { createServer as createHttpsServer, Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import { createAdminApi } from "./api/admin/assemble.js";
@@ -382,12 +381,25 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     });
     const internalTls = config.internal.tls;
     // With TLS the internal listener can take X509-SVID client certificates; the consumer authentication,
-    // not Node, decides whether one is valid. (Its certificate is read at start; it is not reloaded yet.)
-    const internal = internalTls
+    // not Node, decides whether one is valid. Its certificate is watched like the endpoints': a replaced
+    // pair that checks out is served to new connections, a broken one is logged and the old one kept.
+    const internalCredentials = internalTls
+      ? await createFileCredentialSource({
+          certFile: internalTls.certFile,
+          keyFile: internalTls.keyFile,
+          check: (creds, now) => checkWebCredentials(creds, { now }),
+          clock,
+          pollIntervalMs: config.filePollIntervalMs,
+          logger: logger.child({ component: "tls", listener: "internal" }),
+          onReload: (result, code) => metrics.tlsReloads.inc({ profile: "internal", result, code: code ?? "" }),
+        })
+      : undefined;
+    if (internalCredentials) stops.push(() => internalCredentials.close());
+    const internal = internalCredentials
       ? createHttpsServer(
           {
-            cert: await readFile(internalTls.certFile),
-            key: await readFile(internalTls.keyFile),
+            cert: internalCredentials.current().certPem,
+            key: internalCredentials.current().keyPem,
             minVersion: "TLSv1.2",
             requestCert: config.distribution?.clientCertificates ?? false,
             rejectUnauthorized: false,
@@ -395,6 +407,23 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
           internalApp,
         )
       : createServer(internalApp);
+    if (internalCredentials && internal instanceof HttpsServer) {
+      const https = internal;
+      stops.push(
+        internalCredentials.subscribe((creds) => {
+          try {
+            https.setSecureContext({ cert: creds.certPem, key: creds.keyPem, minVersion: "TLSv1.2" });
+            metrics.tlsReloads.inc({ profile: "internal", result: "ok", code: "" });
+          } catch (error) {
+            metrics.tlsReloads.inc({ profile: "internal", result: "error", code: "ERR_TLS_CONTEXT" });
+            logger.error(
+              { err: (error as Error).message },
+              "internal listener certificate refused by TLS; the old one stays",
+            );
+          }
+        }),
+      );
+    }
     addresses.internal = await listen(internal, config.internal.listen);
     stops.push(() => closeServer(internal));
 

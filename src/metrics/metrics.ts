@@ -115,7 +115,7 @@ export function createMetrics(options: {
   });
   const tlsReloads = new Counter({
     name: "bundlegate_tls_reloads_total",
-    help: "Reloads of serving certificates, by profile and result; failed ones keep the previous certificate.",
+    help: "Reloads of serving certificates, by profile (https_web, https_spiffe, or internal for the internal listener) and result; failed ones keep the previous certificate.",
     labelNames: ["profile", "result", "code"] as const,
     registers: [registry],
   });
