@@ -12,9 +12,9 @@
  * relationships mix profiles, states, owners, refresh overrides (interval, cron), review and expiry dates.
  * The metrics are wired as src/app.ts wires them: `trackRelationships` on the registry, fetch and decision
  * hooks already counted (two fetches and two decisions per relationship), and `observeFederation` over
- * fakes of the engine (statuses), the quarantine index and a manual clock. With --status view (the
- * default) a status is read as app.ts reads it, through an engine view that also computes the
- * relationship's health as src/federation/manager.ts does; --status direct reads it from a map.
+ * fakes of the engine (statuses), the quarantine index and a manual clock. With --status direct (the
+ * default) a status is read from a map, as app.ts reads it through engine.status(); --status view reads it
+ * through an engine view that also computes the relationship's health, as scrapes did before.
  *
  * Measured per scrape: the wall time of `registry.metrics()`, the longest event-loop block while it ran
  * (perf_hooks monitorEventLoopDelay, 1 ms resolution: the longest a request to the bundle endpoint, which
@@ -89,7 +89,7 @@ interface Flags {
 }
 
 function readFlags(): Flags {
-  const status = flagValue("status") ?? "view";
+  const status = flagValue("status") ?? "direct";
   if (status !== "view" && status !== "direct") throw new Error("--status must be view or direct");
   return {
     relationships: Math.floor(numberFlag("relationships", 10_000, 1)),
@@ -469,7 +469,7 @@ async function main(flags: Flags): Promise<void> {
   row(
     "setup",
     `${N} relationships, bundles of 2 X.509 authorities (${flags.cas} distinct CAs, 1/8 expired; a JWT key on 1/4), ` +
-      `status read ${flags.status === "view" ? "through an engine view (as app.ts)" : "from a map"}; ` +
+      `status read ${flags.status === "view" ? "through an engine view (health computed)" : "from a map (as app.ts, engine.status)"}; ` +
       `${f(setupSeconds)} s; ${os.availableParallelism()} CPUs, Node ${process.version}`,
   );
   row(
