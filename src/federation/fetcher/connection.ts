@@ -10,9 +10,10 @@
  * answer that changes between lookup and connect (DNS rebinding) or a resolver that is not ours cannot
  * slip a blocked address through.
  *
- * Through a proxy the fetcher never learns which address the proxy connects to, so the guard can only refuse
- * literal-IP targets; names are the proxy's business (its ACLs are the control there). The proxy's own
- * address is not checked: the operator configured it, and it usually lives on a private network.
+ * Through a proxy the fetcher never learns which address the proxy connects to: the guard refuses literal-IP
+ * targets, and names that resolve here only to blocked addresses (fetcher.ts); anything else is the proxy's
+ * business (its ACLs are the control there). The proxy's own address is not checked: the operator
+ * configured it, and it usually lives on a private network.
  */
 import type { LookupAddress, LookupOptions } from "node:dns";
 import type { ClientRequest } from "node:http";

@@ -14,7 +14,7 @@
  * https_web is Node's own verification, which uses the system clock.
  */
 import { X509Certificate } from "node:crypto";
-import { lookup as dnsLookup } from "node:dns";
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import type { IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { isIP } from "node:net";
@@ -33,7 +33,7 @@ import {
 import { FetchError, type FetchErrorCode } from "./errors.js";
 import { type PeerInfo, verifySvidChain } from "./peer.js";
 import { chooseProxy, type ProxyChoice, redactProxyUrl } from "./proxy.js";
-import { createSsrfGuard, type SsrfGuard } from "./ssrf-guard.js";
+import { blockedError, createSsrfGuard, type SsrfGuard, type SsrfVerdict } from "./ssrf-guard.js";
 import { hostOf, parseEndpointUrl, portOf, resolveRedirect } from "./url.js";
 
 export type { PeerInfo } from "./peer.js";
@@ -161,7 +161,35 @@ export function createBundleFetcher(options: FetcherOptions): BundleFetcher {
     };
   };
 
-  const exchange = (url: URL, prepared: PreparedFetch): Promise<HopOutcome> => {
+  /**
+   * Through a proxy the connected address is the proxy's secret, so a name is resolved here too (defence in
+   * depth): when every address it resolves to is blocked, the proxy is never asked. A name that does not
+   * resolve here is left to the proxy (split-horizon DNS is why proxies exist), and one that resolves to an
+   * allowed address here may still resolve differently there: the proxy's own ACLs stay the real control.
+   */
+  const refuseBlockedName = (host: string, guard: SsrfGuard, details: Record<string, unknown>): Promise<void> =>
+    new Promise((resolve, reject) => {
+      lookup(host, { all: true }, (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => {
+        if (error || addresses.length === 0) {
+          resolve();
+          return;
+        }
+        const verdicts = addresses.map((entry) => guard.check(entry.address));
+        const allowed = verdicts.some((verdict) => verdict.allowed);
+        if (allowed) resolve();
+        else {
+          reject(
+            blockedError(verdicts[0] as Extract<SsrfVerdict, { allowed: false }>, {
+              ...details,
+              host,
+              resolved: addresses.map((entry) => entry.address),
+            }),
+          );
+        }
+      });
+    });
+
+  const exchange = async (url: URL, prepared: PreparedFetch): Promise<HopOutcome> => {
     const host = hostOf(url);
     const port = portOf(url);
     const guard = host === prepared.configuredHost ? prepared.guard : prepared.redirectGuard;
@@ -174,9 +202,9 @@ export function createBundleFetcher(options: FetcherOptions): BundleFetcher {
       url: url.href,
       ...(proxy.kind === "proxy" ? { proxy: redactProxyUrl(proxy.url) } : {}),
     };
-    if (proxy.kind === "proxy" && isIP(host) !== 0) {
-      // The one check left when the proxy makes the connection.
-      guard.assertAllowed(host, { ...details, host });
+    if (proxy.kind === "proxy") {
+      if (isIP(host) !== 0) guard.assertAllowed(host, { ...details, host });
+      else await refuseBlockedName(host, guard, details);
     }
     const policy = tlsPolicy(prepared.profile, host);
     const fetchSignal = prepared.signal;

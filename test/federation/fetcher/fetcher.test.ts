@@ -909,6 +909,29 @@ describe("proxies", () => {
     expect(proxy.connects).toEqual([]);
   });
 
+  it("refuses a name that resolves here only to blocked addresses, without asking the proxy", async () => {
+    const proxy = await startProxy();
+    const { code, details } = await failure(
+      fetcher({
+        httpsProxy: proxy.url,
+        lookup: staticLookup({ "metadata.partner.test": ["169.254.169.254"] }),
+      }).fetch(request("https://metadata.partner.test/latest", web())),
+    );
+    expect(code).toBe("ERR_FETCH_SSRF_BLOCKED");
+    expect(details.resolved).toEqual(["169.254.169.254"]);
+    expect(proxy.connects).toEqual([]);
+  });
+
+  it("leaves a name that does not resolve here to the proxy", async () => {
+    const proxy = await startProxy();
+    await failure(
+      fetcher({ httpsProxy: proxy.url, lookup: staticLookup({}), connectTimeoutMs: 2000 }).fetch(
+        request("https://only-the-proxy-knows.invalid/bundle", web()),
+      ),
+    );
+    expect(proxy.connects).toEqual(["only-the-proxy-knows.invalid:443"]);
+  });
+
   it("times out a proxy that never answers CONNECT", async () => {
     const silent = createTcpServer(() => undefined);
     track(silent, new Set());
