@@ -252,7 +252,7 @@ describe("lifecycle", () => {
   }, 30_000);
 
   it("a relationship past expires_at suspends itself, is audited, and leaves distribution", async () => {
-    const expiresAt = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000).toISOString().replace(".000Z", "Z");
+    const expiresAt = new Date(Math.ceil((Date.now() + 5000) / 1000) * 1000).toISOString().replace(".000Z", "Z");
     const td = `/v1/relationships/${PARTNER}`;
     expect((await b1.api("PATCH", td, { token: "writer", body: { expires_at: expiresAt } })).status).toBe(200);
     expect(await distributed(b2)).toBe(200);
