@@ -229,6 +229,7 @@ export function loadTlsCredentials(certPem: string, keyPem: string): TlsCredenti
   }
   return Object.freeze({
     certPem: chain.map((certificate) => derToPem(certificate.der)).join(""),
+    chain: Object.freeze(chain.map((certificate) => certificate.der)),
     keyPem: key.export({ type: "pkcs8", format: "pem" }).toString(),
     leaf: leaf.node,
     fingerprint: createHash("sha256").update(leaf.der).digest("hex"),
@@ -329,7 +330,22 @@ export interface SvidCheckOptions {
 
 /** An `https_spiffe` serving certificate: an X509-SVID for the endpoint ID that a partner holding `bundle` accepts. */
 export function checkSvidCredentials(creds: TlsCredentials, options: SvidCheckOptions): void {
-  const chain = chainOf(creds);
+  checkSvid(chainOf(creds), options);
+}
+
+/**
+ * The same check on a chain already in DER (leaf first), as a peer presents it: a client certificate, an
+ * invitation's x5c. No key is involved.
+ */
+export function checkSvidChain(chain: readonly Uint8Array[], options: SvidCheckOptions): void {
+  if (chain.length === 0) throw pemInvalid("no certificate");
+  checkSvid(
+    chain.map((der, index) => parseCertificate(Buffer.from(der), `certificate ${index}`)),
+    options,
+  );
+}
+
+function checkSvid(chain: readonly ParsedCertificate[], options: SvidCheckOptions): void {
   const leaf = chain[0]!;
   const subject = leaf.subject;
   // A signing certificate is not a leaf, whatever names it carries: that is the first thing to say about it.

@@ -26,6 +26,8 @@ export interface ServedBundle {
 export interface TlsCredentials {
   /** PEM chain, leaf first. */
   readonly certPem: string;
+  /** The same chain in DER, leaf first (what an x5c header or a chain check takes). */
+  readonly chain: readonly Uint8Array[];
   readonly keyPem: string;
   readonly leaf: X509Certificate;
   /** Hex SHA-256 of the leaf DER: tells reloads apart in logs and tests. */

@@ -70,6 +70,7 @@ afterEach(async () => {
 function credentialsOf(leaf: Issued, ...chain: Issued[]): TlsCredentials {
   return {
     certPem: pemChain(leaf, ...chain),
+    chain: [leaf.der, ...chain.map((certificate) => certificate.der)],
     keyPem: leaf.keyPem,
     leaf: new X509Certificate(leaf.der),
     fingerprint: fingerprintOf(leaf.der),

@@ -131,7 +131,7 @@ export function createAdminApi(parts: AdminApiParts): RequestHandler {
               profile: "https_spiffe",
               endpointSpiffeId: spiffe.endpointSpiffeId,
               bundle: parts.localBundle.current().bundle,
-              signer: { privateKey: createPrivateKey(credentials.keyPem), chain: chainOf(credentials.certPem) },
+              signer: { privateKey: createPrivateKey(credentials.keyPem), chain: credentials.chain },
               clock,
               ttlSeconds: ttlSeconds ?? admin.invitations.ttlSeconds,
               maxTtlSeconds: admin.invitations.maxTtlSeconds,
@@ -163,11 +163,4 @@ function endpointBundle(
 function previousOf(cache: BundleCache, relationship: Relationship): { previous?: TrustBundle } {
   const cached = cache.get(relationship.trustDomain);
   return cached ? { previous: cached.bundle } : {};
-}
-
-function chainOf(certPem: string): Uint8Array[] {
-  const blocks = certPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-  return blocks.map((block) =>
-    Buffer.from(block.replace(/-----(BEGIN|END) CERTIFICATE-----/g, "").replace(/\s+/g, ""), "base64"),
-  );
 }

@@ -40,7 +40,7 @@
  * On success `res.locals.caller` is `{ kind: "x509" | "jwt" | "token", id }` (for logs) and
  * `res.locals.allowedTrustDomains` the predicate; read them with `callerOf` / `allowedTrustDomainsOf`.
  */
-import { createHash, X509Certificate } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { TLSSocket } from "node:tls";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { createLocalJWKSet, decodeProtectedHeader, type JWK, errors as joseErrors, jwtVerify } from "jose";
@@ -48,10 +48,9 @@ import type { Clock } from "../../clock.js";
 import { BundlegateError, isBundlegateError } from "../../errors.js";
 import { parseSubjectAltName, readPeerChain } from "../../federation/fetcher/peer.js";
 import type { Logger } from "../../logging.js";
-import { checkSvidCredentials } from "../../sources/tls-credentials.js";
+import { checkSvidChain } from "../../sources/tls-credentials.js";
 import type { TrustBundle } from "../../spiffe/bundle.js";
 import { parseSpiffeId, parseTrustDomain } from "../../spiffe/id.js";
-import { derToPem } from "../../spiffe/pem.js";
 import { ApiError } from "../distribution/problem.js";
 import { looksLikeJwt, readBearer } from "./bearer.js";
 import { type CompiledStaticToken, compileStaticTokens, matchStaticToken } from "./static-tokens.js";
@@ -262,16 +261,7 @@ function verifyX509Svid(chain: readonly Buffer[], trustDomain: string, bundle: T
     throw invalid(`the client certificate is not an X509-SVID of trust domain ${trustDomain}`);
   }
   try {
-    checkSvidCredentials(
-      {
-        certPem: chain.map((der) => derToPem(der)).join(""),
-        // The checker never reads the key; the server has none of the client's.
-        keyPem: "",
-        leaf,
-        fingerprint: createHash("sha256").update(leafDer).digest("hex"),
-      },
-      { now, endpointSpiffeId: uri, bundle },
-    );
+    checkSvidChain(chain, { now, endpointSpiffeId: uri, bundle });
   } catch (error) {
     const reason = isBundlegateError(error) ? error.message : "the certificate could not be checked";
     throw invalid(`client X509-SVID refused: ${reason}`, error);

@@ -3,16 +3,15 @@
  * checks, and how Node's TLS failures translate into fetch error codes.
  *
  * https_spiffe reuses the X509-SVID checker the bundle endpoint applies to its own serving certificate
- * (`checkSvidCredentials`): "an X509-SVID for the endpoint ID that a holder of this bundle accepts" is the
+ * (`checkSvidChain`): "an X509-SVID for the endpoint ID that a holder of this bundle accepts" is the
  * same question on both sides, so both sides must answer it with the same code. Its codes are mapped to the
  * fetcher's four SVID codes here.
  */
 import { createHash, X509Certificate } from "node:crypto";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
 import { isBundlegateError } from "../../errors.js";
-import { checkSvidCredentials, MAX_CHAIN_CERTIFICATES } from "../../sources/tls-credentials.js";
+import { checkSvidChain, MAX_CHAIN_CERTIFICATES } from "../../sources/tls-credentials.js";
 import type { TrustBundle } from "../../spiffe/bundle.js";
-import { derToPem } from "../../spiffe/pem.js";
 import { FetchError, type FetchErrorCode } from "./errors.js";
 
 export interface PeerInfo {
@@ -158,16 +157,11 @@ export function verifySvidChain(
     throw new FetchError("ERR_FETCH_SVID_INVALID", "the server presented no certificate", { details: { ...context } });
   }
   try {
-    checkSvidCredentials(
-      {
-        certPem: chain.map((der) => derToPem(der)).join(""),
-        // The checker never looks at the key; a client has none of the server's anyway.
-        keyPem: "",
-        leaf: new X509Certificate(leaf),
-        fingerprint: createHash("sha256").update(leaf).digest("hex"),
-      },
-      { now: expected.now, endpointSpiffeId: expected.endpointSpiffeId, bundle: expected.authorities },
-    );
+    checkSvidChain(chain, {
+      now: expected.now,
+      endpointSpiffeId: expected.endpointSpiffeId,
+      bundle: expected.authorities,
+    });
   } catch (error) {
     const code = (isBundlegateError(error) && SVID_CODES[error.code]) || "ERR_FETCH_SVID_INVALID";
     const reason = error instanceof Error ? error.message : String(error);

@@ -14,12 +14,11 @@ import { createHash } from "node:crypto";
 import { compactVerify, errors as joseErrors } from "jose";
 import type { Clock } from "../../clock.js";
 import { isBundlegateError } from "../../errors.js";
-import { checkSvidCredentials } from "../../sources/tls-credentials.js";
+import { checkSvidChain } from "../../sources/tls-credentials.js";
 import type { TrustBundle } from "../../spiffe/bundle.js";
 import { parseSpiffeBundle } from "../../spiffe/codec.js";
 import { bundleDigest } from "../../spiffe/digest.js";
 import { parseSpiffeId, type TrustDomain } from "../../spiffe/id.js";
-import { derToPem } from "../../spiffe/pem.js";
 import type { BundleWarning } from "../../spiffe/warnings.js";
 import { type InvitationClaims, readClaims } from "./claims.js";
 import { checkInvitationContent } from "./content.js";
@@ -215,7 +214,7 @@ function readBundle(claims: InvitationClaims): { bundle: TrustBundle; warnings: 
 
 /**
  * The X509-SVID rules are the ones the bundle endpoint applies to its own serving certificate and the
- * fetcher to a partner's (`checkSvidCredentials`): the invitation's signer is that very certificate.
+ * fetcher to a partner's (`checkSvidChain`): the invitation's signer is that very certificate.
  */
 function checkSigner(header: ReadHeader, iss: string, trustDomain: TrustDomain, bundle: TrustBundle, now: Date): void {
   const untrusted = (message: string, details: Record<string, unknown>, cause?: unknown) =>
@@ -233,16 +232,7 @@ function checkSigner(header: ReadHeader, iss: string, trustDomain: TrustDomain, 
     throw untrusted(`${iss} is not in the invited trust domain ${trustDomain}`, { trustDomain });
   }
   try {
-    checkSvidCredentials(
-      {
-        certPem: header.chain.map((der) => derToPem(der)).join(""),
-        // The check never reads the key; a verifier has none.
-        keyPem: "",
-        leaf: header.leaf,
-        fingerprint: createHash("sha256").update(header.chain[0]!).digest("hex"),
-      },
-      { now, endpointSpiffeId: iss, bundle },
-    );
+    checkSvidChain(header.chain, { now, endpointSpiffeId: iss, bundle });
   } catch (cause) {
     throw untrusted(
       cause instanceof Error ? cause.message : String(cause),
