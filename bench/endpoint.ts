@@ -11,11 +11,10 @@
  * per request hardly does, so it is the check on a surprising requests/s ratio. Exits 1 only when a run
  * saw errors or non-2xx answers, because then the numbers measure something else.
  */
-import { createHash, X509Certificate } from "node:crypto";
 import { createServer } from "node:https";
 import { createBundleEndpoint } from "../src/endpoint/server.js";
 import { silentLogger } from "../src/logging.js";
-import type { TlsCredentials } from "../src/sources/types.js";
+import { loadTlsCredentials } from "../src/sources/tls-credentials.js";
 import { createCa, createWebCert } from "../test/support/pki.js";
 import { servedBundleOf } from "../test/support/served-bundle.js";
 import { createWatchedValue } from "../test/support/watched.js";
@@ -30,12 +29,7 @@ async function main(): Promise<void> {
   const cert = await createWebCert({ issuer: ca, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"] });
   // Two authorities, as during a rotation: a realistic body size (a couple of KiB).
   const served = servedBundleOf([authority, previousAuthority], { refreshHintSeconds: 300, sequence: 42n });
-  const credentials: TlsCredentials = {
-    certPem: cert.pem,
-    keyPem: cert.keyPem,
-    leaf: new X509Certificate(cert.der),
-    fingerprint: createHash("sha256").update(cert.der).digest("hex"),
-  };
+  const credentials = loadTlsCredentials(cert.pem, cert.keyPem);
 
   // Content-Length given up front: without it writeHead commits to chunked encoding, and the baseline
   // would pay for framing the endpoint does not do.

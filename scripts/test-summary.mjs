@@ -1,4 +1,5 @@
-// Prints the one plain line CI reads, "N passed, N failed, N skipped", from vitest's JSON report.
+// Prints the one plain line CI reads, "N passed, N failed" (last, after a line with the skipped count),
+// from vitest's JSON report.
 // A missing or unreadable report means the run itself broke: that counts as a failure.
 import { readFileSync } from "node:fs";
 
@@ -12,14 +13,16 @@ try {
   process.exit(1);
 }
 const passed = report.numPassedTests ?? 0;
-const failed = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0) - countSuitesWithFailedTests(report);
+// numFailedTestSuites also counts failed describe blocks, so it cannot be added: a file counts as one
+// failure only when it failed without a failed test of its own (it did not load, or a hook threw).
+const failed = (report.numFailedTests ?? 0) + countFilesFailedWithoutTests(report);
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
-console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+console.log(`${skipped} skipped`);
+console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);
 
-// A suite that failed to load has no failed tests of its own; count it once as a failure.
-function countSuitesWithFailedTests(r) {
+function countFilesFailedWithoutTests(r) {
   return (r.testResults ?? []).filter(
-    (suite) => suite.status === "failed" && (suite.assertionResults ?? []).some((t) => t.status === "failed"),
+    (file) => file.status === "failed" && !(file.assertionResults ?? []).some((t) => t.status === "failed"),
   ).length;
 }

@@ -4,7 +4,6 @@
  * A part that fails to start stops the ones already started, so a failed start leaves nothing behind.
  */
 import { randomBytes } from "node:crypto";
-import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import { createServer as createHttpsServer, Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -121,7 +120,7 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     } = {};
     // A reload is counted once: validation failures by the credential source (with their code), and
     // what the endpoint applied (ok) or Node refused (ERR_TLS_CONTEXT) by the endpoint.
-    const onCredentialReload = (profile: EndpointProfile) => (result: "ok" | "error", code?: string) => {
+    const onCredentialReload = (profile: EndpointProfile | "internal") => (result: "ok" | "error", code?: string) => {
       if (result === "error") metrics.tlsReloads.inc({ profile, result, code: code ?? "" });
     };
     const onTlsReload = (profile: EndpointProfile, result: "ok" | "error") =>
@@ -282,6 +281,13 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     });
 
     const routers = [];
+    // Closed before the internal listener (held long-polls and watch streams would keep it open), or on a
+    // failed start, whichever comes first; each runs once.
+    const routerStops: Array<() => void> = [];
+    const stopRouters = () => {
+      for (const stop of routerStops.splice(0)) stop();
+    };
+    stops.push(stopRouters);
     if (config.admin && managed) {
       const spiffeAddress = addresses.httpsSpiffe;
       const endpointUrl =
@@ -326,7 +332,7 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
           logger,
         }),
       });
-      stops.push(() => distribution.close());
+      routerStops.push(() => distribution.close());
       routers.push(distribution);
     }
 
@@ -391,7 +397,7 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
           clock,
           pollIntervalMs: config.filePollIntervalMs,
           logger: logger.child({ component: "tls", listener: "internal" }),
-          onReload: (result, code) => metrics.tlsReloads.inc({ profile: "internal", result, code: code ?? "" }),
+          onReload: onCredentialReload("internal"),
         })
       : undefined;
     if (internalCredentials) stops.push(() => internalCredentials.close());
@@ -426,6 +432,7 @@ export async function startApp(config: BundlegateConfig, deps: AppDependencies):
     }
     addresses.internal = await listen(internal, config.internal.listen);
     stops.push(() => closeServer(internal));
+    stops.push(stopRouters);
 
     const metricsServer = createMetricsServer({
       registry: metrics.registry,
@@ -459,18 +466,30 @@ function advertisedHost(host: string): string {
 }
 
 async function listen(server: Server, address: ListenConfig): Promise<ListenAddress> {
-  server.listen(address.port, address.host);
-  await Promise.race([
-    once(server, "listening"),
-    once(server, "error").then(([cause]) => {
-      throw new BundlegateError("ERR_INTERNAL_LISTEN", `cannot listen on ${address.host}:${address.port}`, { cause });
-    }),
-  ]);
+  // Listeners that remove each other: events.once("listening") would itself reject with the raw error.
+  await new Promise<void>((resolve, reject) => {
+    const onError = (cause: Error) => {
+      server.off("listening", onListening);
+      reject(new BundlegateError("ERR_INTERNAL_LISTEN", `cannot listen on ${address.host}:${address.port}`, { cause }));
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      resolve();
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen(address.port, address.host);
+  });
   const bound = server.address() as AddressInfo;
   return { host: address.host, port: bound.port };
 }
 
-async function closeServer(server: Server): Promise<void> {
+/** Closes the listener; requests still running after the grace period are cut, so a stop never hangs. */
+async function closeServer(server: Server, graceMs = 5000): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const force = setTimeout(() => server.closeAllConnections(), graceMs);
+  await closed;
+  clearTimeout(force);
 }

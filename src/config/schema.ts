@@ -34,16 +34,17 @@ import {
 import { parsePemBundle, serializePem } from "../spiffe/pem.js";
 import { parseBundle } from "../spiffe/read.js";
 import type { ConfigIssue } from "./errors.js";
-import type {
-  AdminConfig,
-  BundlegateConfig,
-  DistributionConfig,
-  FederationConfig,
-  InternalConfig,
-  ListenConfig,
-  MetricsConfig,
-  RelayConfig,
-  StoreConfig,
+import {
+  ADMIN_SCOPES,
+  type AdminConfig,
+  type BundlegateConfig,
+  type DistributionConfig,
+  type FederationConfig,
+  type InternalConfig,
+  type ListenConfig,
+  type MetricsConfig,
+  type RelayConfig,
+  type StoreConfig,
 } from "./types.js";
 
 /** Every default of the config, in YAML (snake_case) terms; the schema below reads them from here and nowhere else. */
@@ -353,14 +354,12 @@ const relay = z.strictObject({
   trust_domains: z.array(z.string()).min(1, 'must name at least one relationship\'s trust domain, or be ["*"]'),
 });
 
-const ADMIN_SCOPE_NAMES = ["relationships:read", "relationships:write", "relationships:approve", "audit:read"] as const;
-
 const adminToken = z.strictObject({
   name: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-", starting with a letter or digit'),
   sha256: tokenSha256,
-  scopes: z.array(z.enum(ADMIN_SCOPE_NAMES)).min(1, "must grant at least one scope"),
+  scopes: z.array(z.enum(ADMIN_SCOPES)).min(1, "must grant at least one scope"),
 });
 
 const adminJwt = z
@@ -713,7 +712,7 @@ function adminIssues(input: unknown): ConfigIssue[] {
 }
 
 /** Why a JWKS URL is refused: https only, except plain http to this machine (a local identity provider, tests). */
-function jwksUrlProblem(raw: string): string | undefined {
+export function jwksUrlProblem(raw: string): string | undefined {
   let url: URL;
   try {
     url = new URL(raw);

@@ -141,7 +141,14 @@ export interface RelayConfig {
   readonly trustDomains: readonly string[] | "all";
 }
 
-export type AdminScope = "relationships:read" | "relationships:write" | "relationships:approve" | "audit:read";
+/** The admin API's scopes: read, write (what removes trust or asks for it), approve (what adds trust), audit. */
+export const ADMIN_SCOPES = [
+  "relationships:read",
+  "relationships:write",
+  "relationships:approve",
+  "audit:read",
+] as const;
+export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 /** A static bearer token of the admin API; only its SHA-256 is configured. */
 export interface AdminToken {

@@ -249,27 +249,37 @@ export function loggableUrl(url: string): string {
   }
 }
 
-/** The authorities that verify an https_spiffe endpoint: the latest bundle of the endpoint ID's trust domain. */
+/**
+ * The bundle that verifies an https_spiffe endpoint now: the latest bundle of the endpoint ID's trust
+ * domain (this domain's own, a partner's from the cache, or the bootstrap bundle until a self-serving
+ * partner's first success); undefined when no bundle of that domain is known yet. The sync engine and
+ * the admin API's preflight both choose it here.
+ */
+export function endpointAuthorities(
+  relationship: Relationship,
+  deps: Pick<UpdaterDependencies, "cache" | "ownTrustDomain" | "ownBundle">,
+): TrustBundle | undefined {
+  const profile = relationship.profile;
+  if (profile.kind !== "https_spiffe") return undefined;
+  const endpointDomain = parseSpiffeId(profile.endpointSpiffeId).trustDomain;
+  // The bootstrap bundle serves only until the first success; after that the partner's own latest
+  // bundle verifies its endpoint, so partner CA rotations need no operator.
+  if (endpointDomain === relationship.trustDomain)
+    return deps.cache.get(endpointDomain)?.bundle ?? profile.bootstrapBundle;
+  if (endpointDomain === deps.ownTrustDomain) return deps.ownBundle();
+  return deps.cache.get(endpointDomain)?.bundle;
+}
+
 function fetchProfile(relationship: Relationship, deps: UpdaterDependencies): FetchProfile {
   const profile = relationship.profile;
   if (profile.kind === "https_web") {
     return profile.caPem === undefined ? { kind: "https_web" } : { kind: "https_web", caPem: profile.caPem };
   }
-  const endpointDomain = parseSpiffeId(profile.endpointSpiffeId).trustDomain;
-  let authorities: TrustBundle | undefined;
-  if (endpointDomain === relationship.trustDomain) {
-    // The bootstrap bundle serves only until the first success; after that the partner's own latest
-    // bundle verifies its endpoint, so partner CA rotations need no operator.
-    authorities = deps.cache.get(endpointDomain)?.bundle ?? profile.bootstrapBundle;
-  } else if (endpointDomain === deps.ownTrustDomain) {
-    authorities = deps.ownBundle();
-  } else {
-    authorities = deps.cache.get(endpointDomain)?.bundle;
-  }
+  const authorities = endpointAuthorities(relationship, deps);
   if (!authorities) {
     throw new SyncError(
       "ERR_SYNC_ENDPOINT_TRUST_UNKNOWN",
-      `no bundle of ${endpointDomain} is known yet to verify the endpoint ${profile.endpointSpiffeId}`,
+      `no bundle of ${parseSpiffeId(profile.endpointSpiffeId).trustDomain} is known yet to verify the endpoint ${profile.endpointSpiffeId}`,
     );
   }
   return { kind: "https_spiffe", endpointSpiffeId: profile.endpointSpiffeId, authorities };

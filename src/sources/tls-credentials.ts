@@ -43,7 +43,7 @@ import * as x509 from "@peculiar/x509";
 import type { Clock } from "../clock.js";
 import { BundlegateError, type BundlegateErrorOptions, isBundlegateError } from "../errors.js";
 import type { Logger } from "../logging.js";
-import type { TrustBundle } from "../spiffe/bundle.js";
+import type { TrustBundle, X509Authority } from "../spiffe/bundle.js";
 import { checkSingleDerSequence, derElementLength } from "../spiffe/der.js";
 import { parseSpiffeId } from "../spiffe/id.js";
 import { derToPem } from "../spiffe/pem.js";
@@ -203,6 +203,9 @@ function pemInvalid(message: string, details: Record<string, unknown> = {}, caus
   });
 }
 
+/** What loadTlsCredentials parsed, so the checks and the description do not parse the PEM again. */
+const parsedChains = new WeakMap<TlsCredentials, readonly ParsedCertificate[]>();
+
 /** Parses and pairs a certificate chain (leaf first) and its private key; no time-dependent checks. */
 export function loadTlsCredentials(certPem: string, keyPem: string): TlsCredentials {
   const chain = parseChainPem(certPem);
@@ -227,13 +230,15 @@ export function loadTlsCredentials(certPem: string, keyPem: string): TlsCredenti
       details: { subject: leaf.subject },
     });
   }
-  return Object.freeze({
+  const creds: TlsCredentials = Object.freeze({
     certPem: chain.map((certificate) => derToPem(certificate.der)).join(""),
     chain: Object.freeze(chain.map((certificate) => certificate.der)),
     keyPem: key.export({ type: "pkcs8", format: "pem" }).toString(),
     leaf: leaf.node,
     fingerprint: createHash("sha256").update(leaf.der).digest("hex"),
   });
+  parsedChains.set(creds, chain);
+  return creds;
 }
 
 /** Reads a certificate file and a key file (each at most 1 MiB) and loads them as a pair. */
@@ -271,8 +276,14 @@ async function readCredentialFile(file: string): Promise<string> {
   }
 }
 
-function chainOf(creds: TlsCredentials): ParsedCertificate[] {
-  return parseChainPem(creds.certPem);
+function chainOf(creds: TlsCredentials): readonly ParsedCertificate[] {
+  let chain = parsedChains.get(creds);
+  if (!chain) {
+    // Credentials made by hand (tests) carry their DER chain; nothing to split.
+    chain = creds.chain.map((der, index) => parseCertificate(Buffer.from(der), `certificate ${index}`));
+    parsedChains.set(creds, chain);
+  }
+  return chain;
 }
 
 function checkLeafValidity(leaf: ParsedCertificate, now: Date): void {
@@ -398,6 +409,26 @@ function checkSvid(chain: readonly ParsedCertificate[], options: SvidCheckOption
   checkChained(chain, options.bundle, options.now);
 }
 
+/**
+ * Authorities are frozen and the same on every poll of a partner, so each is parsed once (both parsers
+ * and its extensions: most of an https_spiffe check's cost). null: it does not parse and anchors nothing
+ * (the bundle was validated when it was read, so this is not expected).
+ */
+const anchors = new WeakMap<X509Authority, ParsedCertificate | null>();
+
+function anchorOf(authority: X509Authority): ParsedCertificate | undefined {
+  let anchor = anchors.get(authority);
+  if (anchor === undefined) {
+    try {
+      anchor = parseCertificate(Buffer.from(authority.der), "bundle authority");
+    } catch {
+      anchor = null;
+    }
+    anchors.set(authority, anchor);
+  }
+  return anchor ?? undefined;
+}
+
 const MAX_PATH_CERTIFICATES = MAX_CHAIN_CERTIFICATES + 1;
 /** Intermediates that all issue each other could make the search factorial; a real chain needs a handful of steps. */
 const MAX_PATH_STEPS = 256;
@@ -408,12 +439,9 @@ const MAX_PATH_STEPS = 256;
  */
 function checkChained(chain: readonly ParsedCertificate[], bundle: TrustBundle, now: Date): void {
   const anchors: ParsedCertificate[] = [];
-  for (const [index, authority] of bundle.x509Authorities.entries()) {
-    try {
-      anchors.push(parseCertificate(Buffer.from(authority.der), `bundle authority ${index}`));
-    } catch {
-      // The bundle was validated when it was read; an authority that still does not parse anchors nothing.
-    }
+  for (const authority of bundle.x509Authorities) {
+    const anchor = anchorOf(authority);
+    if (anchor) anchors.push(anchor);
   }
   const anchorDer = new Set(anchors.map((anchor) => anchor.der.toString("hex")));
   // The bundle's own certificates in the PEM are anchors, not intermediates to climb past.

@@ -18,6 +18,9 @@ export type JsonNode =
 
 export type JsonObjectNode = Extract<JsonNode, { type: "object" }>;
 
+/** A JSON value as plain data: integers past 2^53 kept exact as decimal strings, so JSON.stringify works. */
+export type ReadableJson = string | number | boolean | null | ReadableJson[] | { [name: string]: ReadableJson };
+
 /** Nesting this deep is never a bundle; the limit keeps recursion far from the stack's end. */
 export const MAX_JSON_DEPTH = 32;
 
@@ -193,5 +196,45 @@ class Reader {
       }
       runStart = this.pos;
     }
+  }
+}
+
+/** The readable view of a JSON value: exact, and safe for JSON.stringify (no bigint). */
+export function readableJson(node: JsonNode): ReadableJson {
+  switch (node.type) {
+    case "object": {
+      const out: { [name: string]: ReadableJson } = {};
+      for (const [name, member] of node.members) {
+        // defineProperty, not assignment: a member named "__proto__" stays data.
+        Object.defineProperty(out, name, { value: readableJson(member), enumerable: true, writable: true });
+      }
+      return out;
+    }
+    case "array":
+      return node.items.map(readableJson);
+    case "number": {
+      const value = Number(node.text);
+      return /^-?\d+$/.test(node.text) && !Number.isSafeInteger(value) ? node.text : value;
+    }
+    case "null":
+      return null;
+    default:
+      return node.value;
+  }
+}
+
+/** JSON text of a parsed node, numbers exactly as they were written: what the bundle codec reads. */
+export function jsonText(node: JsonNode): string {
+  switch (node.type) {
+    case "object":
+      return `{${[...node.members].map(([name, member]) => `${JSON.stringify(name)}:${jsonText(member)}`).join(",")}}`;
+    case "array":
+      return `[${node.items.map(jsonText).join(",")}]`;
+    case "number":
+      return node.text;
+    case "null":
+      return "null";
+    default:
+      return JSON.stringify(node.value);
   }
 }

@@ -14,6 +14,7 @@ import { parseConfig } from "../../src/config/load.js";
 import { silentLogger } from "../../src/logging.js";
 import { createTrustBundle, x509AuthorityFromCertificate } from "../../src/spiffe/bundle.js";
 import { serializeSpiffeBundle } from "../../src/spiffe/codec.js";
+import { eventually } from "../support/eventually.js";
 import { createCa, createWebCert, type Issued } from "../support/pki.js";
 
 let dir: string;
@@ -36,14 +37,6 @@ function servedFingerprint(): Promise<string> {
     });
     socket.on("error", reject);
   });
-}
-
-async function until(check: () => Promise<boolean>) {
-  const deadline = Date.now() + 10_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("not before the deadline");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 beforeAll(async () => {
@@ -91,12 +84,18 @@ describe("the internal listener's certificate", () => {
     // Key first, then certificate: in between, the pair does not match and must not be served.
     await replace("internal.key", second.keyPem);
     await replace("internal.pem", second.pem);
-    await until(async () => (await servedFingerprint()) === expected);
+    await eventually(async () => (await servedFingerprint()) === expected);
+    const metricsUrl = `http://127.0.0.1:${app.addresses.metrics.port}/metrics`;
+    // One replacement, counted once.
+    await eventually(async () =>
+      /^bundlegate_tls_reloads_total\{profile="internal",result="ok",code=""\} 1$/m.test(
+        await (await fetch(metricsUrl)).text(),
+      ),
+    );
 
     const stranger = await createWebCert({ issuer: ca, dnsNames: ["localhost"] });
     await replace("internal.key", stranger.keyPem);
-    const metricsUrl = `http://127.0.0.1:${app.addresses.metrics.port}/metrics`;
-    await until(async () =>
+    await eventually(async () =>
       /bundlegate_tls_reloads_total\{profile="internal",result="error",code="ERR_TLS_KEY_MISMATCH"\} [1-9]/.test(
         await (await fetch(metricsUrl)).text(),
       ),

@@ -14,6 +14,7 @@ import type { ManagedRegistry } from "../../federation/managed-registry.js";
 import type { SyncEngine } from "../../federation/manager.js";
 import { createPeerDiagnosis, probeEndpoint } from "../../federation/probe.js";
 import type { Relationship } from "../../federation/relationship.js";
+import { endpointAuthorities } from "../../federation/updater.js";
 import type { Logger } from "../../logging.js";
 import type { ServedBundle, TlsCredentials, Watched } from "../../sources/types.js";
 import type { TrustBundle } from "../../spiffe/bundle.js";
@@ -91,7 +92,13 @@ export function createAdminApi(parts: AdminApiParts): RequestHandler {
         ...(relationship.profile.kind === "https_spiffe"
           ? {
               endpointSpiffeId: relationship.profile.endpointSpiffeId,
-              bundle: endpointBundle(relationship, config.trustDomain, parts.localBundle, cache),
+              // As the engine chooses it; a domain with no bundle yet verifies nothing (the probe says so).
+              bundle:
+                endpointAuthorities(relationship, {
+                  cache,
+                  ownTrustDomain: config.trustDomain,
+                  ownBundle: () => parts.localBundle.current().bundle,
+                }) ?? relationship.profile.bootstrapBundle,
             }
           : relationship.profile.caPem === undefined
             ? {}
@@ -143,21 +150,6 @@ export function createAdminApi(parts: AdminApiParts): RequestHandler {
       : undefined;
 
   return createAdminRouter({ service, auth, rateLimit, ...(invitations ? { invitations } : {}), logger });
-}
-
-/** The bundle that verifies an https_spiffe endpoint now: as the sync engine picks it. */
-function endpointBundle(
-  relationship: Relationship,
-  ownTrustDomain: string,
-  localBundle: Watched<ServedBundle>,
-  cache: BundleCache,
-): TrustBundle {
-  if (relationship.profile.kind !== "https_spiffe") throw new Error("not an https_spiffe relationship");
-  const endpointDomain = new URL(relationship.profile.endpointSpiffeId).host;
-  if (endpointDomain === ownTrustDomain) return localBundle.current().bundle;
-  const cached = cache.get(endpointDomain as Relationship["trustDomain"]);
-  if (cached) return cached.bundle;
-  return relationship.profile.bootstrapBundle;
 }
 
 function previousOf(cache: BundleCache, relationship: Relationship): { previous?: TrustBundle } {

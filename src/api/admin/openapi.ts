@@ -365,31 +365,13 @@ const RESPONSES: Readonly<Record<string, Schema | undefined>> = {
   acceptInvitation: relationshipBody,
 };
 
-const QUERY: Readonly<Record<string, readonly [string, string][]>> = {
-  listRelationships: [
-    ["state", "pending, active or suspended"],
-    ["owner", "exact owner"],
-    ["label", "key=value; repeat for several (all must match)"],
-    ["staleness", "fresh, stale, critical or never_synced"],
-  ],
-  queryAudit: [
-    ["trust_domain", "entries about this relationship"],
-    ["actor", "entries by this caller"],
-    ["action", "e.g. relationship.approve"],
-    ["since", "RFC 3339 time, inclusive"],
-    ["until", "RFC 3339 time, inclusive"],
-    ["limit", "1..1000, default 100"],
-    ["before", "the previous page's `next`"],
-  ],
-};
-
 function operation(route: AdminRoute): Schema {
   const responseSchema = RESPONSES[route.operationId];
   const parameters: Schema[] = [];
   if (route.path.includes(":trustDomain")) {
     parameters.push({ name: "trustDomain", in: "path", required: true, schema: str });
   }
-  for (const [name, description] of QUERY[route.operationId] ?? []) {
+  for (const [name, description] of route.query ?? []) {
     parameters.push({ name, in: "query", required: false, description, schema: str });
   }
   if (route.operationId === "updateRelationship") {

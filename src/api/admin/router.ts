@@ -12,14 +12,14 @@ import type { VerifiedInvitation } from "../../federation/invitation.js";
 import type { Logger } from "../../logging.js";
 import { serializeSpiffeBundle } from "../../spiffe/codec.js";
 import { parseTrustDomain } from "../../spiffe/id.js";
-import { type JsonNode, parseStrictJson } from "../../spiffe/json.js";
+import { type JsonNode, jsonText, parseStrictJson, readableJson } from "../../spiffe/json.js";
 import { isAuditId } from "../../store/admin-records.js";
 import type { AuditQuery } from "../../store/admin-state.js";
 import { type AdminAuth, adminCallerOf } from "../auth/admin-auth.js";
 import { ApiError, problemOf, sendProblem } from "../distribution/problem.js";
 import { validationError } from "./errors.js";
 import { buildOpenApiDocument } from "./openapi.js";
-import { ADMIN_ROUTES } from "./routes.js";
+import { ADMIN_ROUTES, type AdminRoute } from "./routes.js";
 import type { AdminService, Caller } from "./service.js";
 
 export const MAX_ADMIN_BODY_BYTES = 256 * 1024;
@@ -180,14 +180,14 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
       ...(route.method === "GET" ? [] : [readBody]),
       async (req: Request, res: Response, next: NextFunction) => {
         try {
-          const admin = adminCallerOf(res);
-          if (!admin)
-            throw new ApiError(401, "ERR_ADMIN_UNAUTHENTICATED", "Unauthorized", "a bearer token is required");
+          // requireScope only lets a request through once it has set the caller.
+          const admin = adminCallerOf(res)!;
           const caller: Caller = { id: admin.id, canApprove: admin.scopes.has("relationships:approve") };
           if (!route.body && typeof req.body === "string" && req.body.trim() !== "") {
             // A field sent to a route that reads none would be silently ignored: say so instead.
             throw validationError([{ path: "", message: `${route.method} ${route.path} takes no body` }]);
           }
+          if (route.query) refuseUnknownQuery(req, route.query);
           const body = route.body ? parseBody(req, route.body === "required") : undefined;
           await handler(req, res, caller, body);
         } catch (error) {
@@ -197,16 +197,8 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     );
   }
 
-  router.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (
-      !req.path.startsWith("/v1/relationships") &&
-      !req.path.startsWith("/v1/audit") &&
-      !req.path.startsWith("/v1/invitations") &&
-      req.path !== "/v1/openapi.json"
-    ) {
-      next(error);
-      return;
-    }
+  // Only errors raised inside this router reach this handler (express skips routers when it carries an error).
+  router.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const problem = bodyProblem(error) ?? requestProblem(error) ?? problemOf(error);
     if (problem.status >= 500)
       options.logger.error({ err: (error as Error)?.message, path: req.path }, "admin request failed");
@@ -284,7 +276,8 @@ function parseBody(req: Request, required: boolean): unknown {
     const message = isBundlegateError(error) ? error.message : "not JSON";
     throw new ApiError(400, "ERR_API_BAD_JSON", "Bad Request", `the body is not acceptable JSON: ${message}`);
   }
-  const value = JSON.parse(text) as unknown;
+  // Integers past 2^53 stay exact (as text), so no field silently takes a rounded number.
+  const value = readableJson(node) as unknown;
   if (typeof value !== "object" || value === null || Array.isArray(value) || node.type !== "object") {
     throw validationError([{ path: "", message: "must be a JSON object" }]);
   }
@@ -293,24 +286,6 @@ function parseBody(req: Request, required: boolean): unknown {
   const bundle = node.members.get("bootstrap_bundle");
   if (bundle?.type === "object") (value as Record<string, unknown>).bootstrap_bundle = jsonText(bundle);
   return value;
-}
-
-/** A strict-reader node written back as JSON, numbers exactly as they were written. */
-function jsonText(node: JsonNode): string {
-  switch (node.type) {
-    case "object":
-      return `{${[...node.members].map(([key, member]) => `${JSON.stringify(key)}:${jsonText(member)}`).join(",")}}`;
-    case "array":
-      return `[${node.items.map(jsonText).join(",")}]`;
-    case "string":
-      return JSON.stringify(node.value);
-    case "number":
-      return node.text;
-    case "boolean":
-      return String(node.value);
-    case "null":
-      return "null";
-  }
 }
 
 type FieldKind = "string" | "string?" | "integer?" | "object?" | "strings?" | "digest";
@@ -377,10 +352,6 @@ function queryValues(req: Request, name: string): string[] {
 
 function listFilter(req: Request) {
   const issues: { path: string; message: string }[] = [];
-  for (const key of Object.keys(req.query)) {
-    if (!["state", "owner", "label", "staleness"].includes(key))
-      issues.push({ path: key, message: "unknown query parameter" });
-  }
   const state = queryValues(req, "state")[0];
   if (state !== undefined && !STATES.has(state))
     issues.push({ path: "state", message: "must be pending, active or suspended" });
@@ -404,6 +375,13 @@ function listFilter(req: Request) {
   };
 }
 
+function refuseUnknownQuery(req: Request, known: NonNullable<AdminRoute["query"]>): void {
+  const names = new Set(known.map(([name]) => name));
+  const unknown = Object.keys(req.query).filter((key) => !names.has(key));
+  if (unknown.length > 0)
+    throw validationError(unknown.map((key) => ({ path: key, message: "unknown query parameter" })));
+}
+
 function sameCalendarDate(value: string, ms: number): boolean {
   // Only the plain date and UTC forms can be compared directly; an offset may move the day.
   if (!/^\d{4}-\d{2}-\d{2}(?:$|T[^+-]*Z$)/.test(value)) return true;
@@ -412,10 +390,6 @@ function sameCalendarDate(value: string, ms: number): boolean {
 
 function auditQuery(req: Request): AuditQuery {
   const issues: { path: string; message: string }[] = [];
-  const allowed = ["trust_domain", "actor", "action", "since", "until", "limit", "before"];
-  for (const key of Object.keys(req.query)) {
-    if (!allowed.includes(key)) issues.push({ path: key, message: "unknown query parameter" });
-  }
   const one = (name: string) => queryValues(req, name)[0];
   const time = (name: string): number | undefined => {
     const value = one(name);

@@ -11,6 +11,11 @@ export interface AdminRoute {
   readonly scope: AdminScope;
   readonly operationId: string;
   readonly summary: string;
+  /**
+   * The query parameters the route reads, with what each means (for the OpenAPI document); any other is
+   * refused. Routes without the list take none of their own.
+   */
+  readonly query?: readonly (readonly [name: string, description: string])[];
   /** Whether the route reads a JSON body (required unless `optionalBody`). */
   readonly body?: "required" | "optional";
   /** The success status. */
@@ -34,6 +39,12 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
     scope: "relationships:read",
     operationId: "listRelationships",
     summary: "List relationships, filtered by state, owner, label or staleness",
+    query: [
+      ["state", "pending, active or suspended"],
+      ["owner", "exact owner"],
+      ["label", "key=value; repeat for several (all must match)"],
+      ["staleness", "fresh, stale, critical or never_synced"],
+    ],
     status: 200,
   },
   {
@@ -143,6 +154,15 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
     scope: "audit:read",
     operationId: "queryAudit",
     summary: "The audit log, newest first",
+    query: [
+      ["trust_domain", "entries about this relationship"],
+      ["actor", "entries by this caller"],
+      ["action", "e.g. relationship.approve"],
+      ["since", "RFC 3339 time, inclusive"],
+      ["until", "RFC 3339 time, inclusive"],
+      ["limit", "1..1000, default 100"],
+      ["before", "the previous page's `next`"],
+    ],
     status: 200,
   },
   {

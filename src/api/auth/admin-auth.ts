@@ -36,6 +36,7 @@ import {
   jwtVerify,
 } from "jose";
 import type { Clock } from "../../clock.js";
+import { ADMIN_SCOPES, type AdminScope } from "../../config/types.js";
 import type { Logger } from "../../logging.js";
 import { type Problem, sendProblem } from "../distribution/problem.js";
 import { AdminAuthConfigError, AdminJwksUnavailableError } from "./admin-errors.js";
@@ -43,13 +44,7 @@ import { createAdminJwks } from "./admin-jwks.js";
 import { looksLikeJwt, readBearer } from "./bearer.js";
 import { compileStaticTokens, matchStaticToken } from "./static-tokens.js";
 
-export const ADMIN_SCOPES = [
-  "relationships:read",
-  "relationships:write",
-  "relationships:approve",
-  "audit:read",
-] as const;
-export type AdminScope = (typeof ADMIN_SCOPES)[number];
+export { ADMIN_SCOPES, type AdminScope };
 
 export const ADMIN_REALM = "bundlegate-admin";
 

@@ -25,7 +25,9 @@ import {
   errors as joseErrors,
 } from "jose";
 import type { Clock } from "../../clock.js";
+import { jwksUrlProblem } from "../../config/schema.js";
 import type { Logger } from "../../logging.js";
+import { PRIVATE_KEY_MEMBERS } from "../../spiffe/public-key.js";
 import { AdminAuthConfigError, AdminJwksUnavailableError } from "./admin-errors.js";
 import { createJwksFetch } from "./jwks-fetch.js";
 
@@ -48,9 +50,6 @@ export interface AdminJwksOptions {
 
 /** Largest JWKS accepted, from a file or a URL. */
 export const MAX_JWKS_BYTES = 1024 * 1024;
-
-const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] as const;
-const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /**
  * A jose key resolver for `jwtVerify`. It throws jose's JWKSNoMatchingKey / JWKSMultipleMatchingKeys when
@@ -151,17 +150,10 @@ function urlJwks(raw: string, maxAgeMs: number, cooldownMs: number, options: Adm
 
 /** https, or plain http to the loopback host only; no user name or password. */
 export function checkJwksUrl(raw: string): URL {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch (error) {
-    throw new AdminAuthConfigError(`jwt.jwksUrl ${JSON.stringify(raw)} is not a URL`, { cause: error });
-  }
-  if (url.username !== "" || url.password !== "") {
-    throw new AdminAuthConfigError("jwt.jwksUrl must not carry a user name or password");
-  }
-  if (url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname))) return url;
-  throw new AdminAuthConfigError("jwt.jwksUrl must be an https URL (plain http only to localhost)");
+  // The config's rule, so a URL the config accepts is one this accepts.
+  const problem = jwksUrlProblem(raw);
+  if (problem !== undefined) throw new AdminAuthConfigError(`jwt.jwksUrl ${problem}`);
+  return new URL(raw);
 }
 
 /** A JWKS document as a jose key resolver; throws (a plain Error) naming what is wrong. */
@@ -179,7 +171,7 @@ function parseJwks(text: string): JWTVerifyGetKey {
   const keys = (doc as { keys: unknown[] }).keys;
   keys.forEach((key, index) => {
     if (typeof key !== "object" || key === null) throw new Error(`keys[${index}] is not an object`);
-    const member = PRIVATE_MEMBERS.find((name) => name in key);
+    const member = PRIVATE_KEY_MEMBERS.find((name) => name in key);
     if (member !== undefined) throw new Error(`keys[${index}] has private or symmetric key member "${member}"`);
   });
   return createLocalJWKSet(doc as JSONWebKeySet);

@@ -28,7 +28,9 @@ export type InvitationAlgorithm = "ES256" | "ES384" | "RS256" | "PS256" | "EdDSA
 export const INVITATION_ALGORITHMS: readonly InvitationAlgorithm[] = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 
 /** A JSON value as the readable views show it: integers past 2^53 become decimal strings instead of being rounded. */
-export type ReadableJson = string | number | boolean | null | ReadableJson[] | { [name: string]: ReadableJson };
+export { jsonText, type ReadableJson, readableJson } from "../../spiffe/json.js";
+
+import type { ReadableJson } from "../../spiffe/json.js";
 
 export interface InvitationHeader {
   readonly alg: string;
@@ -199,44 +201,4 @@ function readX5c(node: JsonNode | undefined): { chain: Buffer[]; leaf: X509Certi
     throw malformed("x5c[0] has an unreadable public key", { index: 0 }, cause);
   }
   return { chain, leaf, publicKey };
-}
-
-/** The readable view of a JSON value: exact, and safe for JSON.stringify (no bigint). */
-export function readableJson(node: JsonNode): ReadableJson {
-  switch (node.type) {
-    case "object": {
-      const out: { [name: string]: ReadableJson } = {};
-      for (const [name, member] of node.members) {
-        // defineProperty, not assignment: a member named "__proto__" stays data.
-        Object.defineProperty(out, name, { value: readableJson(member), enumerable: true, writable: true });
-      }
-      return out;
-    }
-    case "array":
-      return node.items.map(readableJson);
-    case "number": {
-      const value = Number(node.text);
-      return /^-?\d+$/.test(node.text) && !Number.isSafeInteger(value) ? node.text : value;
-    }
-    case "null":
-      return null;
-    default:
-      return node.value;
-  }
-}
-
-/** JSON text of a parsed node, numbers exactly as they were written: what the bundle codec reads. */
-export function jsonText(node: JsonNode): string {
-  switch (node.type) {
-    case "object":
-      return `{${[...node.members].map(([name, member]) => `${JSON.stringify(name)}:${jsonText(member)}`).join(",")}}`;
-    case "array":
-      return `[${node.items.map(jsonText).join(",")}]`;
-    case "number":
-      return node.text;
-    case "null":
-      return "null";
-    default:
-      return JSON.stringify(node.value);
-  }
 }
