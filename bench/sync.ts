@@ -467,8 +467,7 @@ async function main(flags: Flags): Promise<number> {
     concurrency: flags.concurrency,
     hooks: {
       onFetch: (trustDomain, result, seconds) => {
-        metrics.fetchAttempts.inc({ trust_domain: trustDomain, result });
-        metrics.fetchSeconds.observe({ outcome: result.startsWith("ERR_") ? "error" : "ok" }, seconds);
+        metrics.recordFetch(trustDomain, result, seconds);
         fetches++;
         allResults.set(result, (allResults.get(result) ?? 0) + 1);
         const n = indexOf.get(trustDomain);
@@ -477,7 +476,7 @@ async function main(flags: Flags): Promise<number> {
         if (steady && !windowClosed) {
           steadyResults.set(result, (steadyResults.get(result) ?? 0) + 1);
           // The status the engine still holds is the one this refresh was scheduled by.
-          const due = engine.view(trustDomain).status?.nextRefreshAt;
+          const due = engine.status(trustDomain)?.nextRefreshAt;
           if (due !== undefined) lateness.push(now - seconds * 1000 - due);
         }
         const success = !result.startsWith("ERR_") && result !== "rejected";
@@ -490,13 +489,7 @@ async function main(flags: Flags): Promise<number> {
         }
         lastSuccess[n] = now;
       },
-      onDecision: (trustDomain, decision) => {
-        metrics.decisions.inc({
-          trust_domain: trustDomain,
-          decision: decision.kind,
-          reason: decision.reasons[0]?.code ?? "",
-        });
-      },
+      onDecision: (trustDomain, decision) => metrics.recordDecision(trustDomain, decision),
     },
   });
 
@@ -534,7 +527,7 @@ async function main(flags: Flags): Promise<number> {
   const now = systemClock.now();
   const states: Record<StalenessState, number> = { fresh: 0, stale: 0, critical: 0, never_synced: 0 };
   for (const relationship of relationships) {
-    const status = engine.view(relationship.trustDomain).status;
+    const status = engine.status(relationship.trustDomain);
     const state = staleness({
       lastSuccessAt: status?.lastSuccessAt === undefined ? undefined : new Date(status.lastSuccessAt),
       hintSeconds: cache.get(relationship.trustDomain)?.bundle.refreshHintSeconds ?? flags.hintSeconds,

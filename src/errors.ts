@@ -38,15 +38,3 @@ export class BundlegateError<Code extends string = string> extends Error {
 export function isBundlegateError(value: unknown): value is BundlegateError {
   return value instanceof BundlegateError;
 }
-
-/** Keeps a foreign error as the cause of one of ours; our own errors pass through untouched. */
-export function wrapError<Code extends string>(
-  error: unknown,
-  code: Code,
-  message: string,
-  options: Omit<BundlegateErrorOptions, "cause"> = {},
-): BundlegateError {
-  if (error instanceof BundlegateError) return error;
-  const reason = error instanceof Error ? error.message : String(error);
-  return new BundlegateError(code, `${message}: ${reason}`, { ...options, cause: error });
-}

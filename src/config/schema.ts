@@ -1350,35 +1350,56 @@ function fileIssues(
       issues.push({ path: ref.path, message: `cannot read ${ref.file}: ${read.error}` });
       continue;
     }
-    try {
-      if (ref.kind === "bootstrap_bundle") {
-        const { bundle } = parseBundle(read.content, "auto", limits);
-        if (bundle.x509Authorities.length === 0) {
-          issues.push({
-            path: ref.path,
-            message: `${ref.file} holds no X.509 authority, so it cannot verify the endpoint's X509-SVID`,
-          });
-        } else {
-          bootstrapBundles.set(ref.index, bundle);
-        }
-      } else {
-        const { bundle } = parsePemBundle(read.content, {
-          maxBytes: MAX_CA_FILE_BYTES,
-          maxKeys: MAX_CA_FILE_CERTIFICATES,
-        });
-        if (bundle.x509Authorities.length === 0) {
-          issues.push({ path: ref.path, message: `${ref.file} holds no PEM CA certificate` });
-        } else {
-          // Only the certificates that passed the checks are trusted, not whatever else the file holds.
-          caPems.set(ref.index, serializePem(bundle));
-        }
-      }
-    } catch (error) {
-      if (!isBundlegateError(error)) throw error;
-      issues.push({ path: ref.path, message: `${ref.file}: ${error.code}: ${error.message}`, code: error.code });
+    if (ref.kind === "bootstrap_bundle") {
+      const checked = checkBootstrapBundleContent(read.content, limits);
+      if ("problem" in checked) issues.push({ path: ref.path, ...prefixed(ref.file, checked.problem) });
+      else bootstrapBundles.set(ref.index, checked.bundle);
+    } else {
+      const checked = checkCaContent(read.content);
+      if ("problem" in checked) issues.push({ path: ref.path, ...prefixed(ref.file, checked.problem) });
+      else caPems.set(ref.index, checked.pem);
     }
   }
   return { issues, bootstrapBundles, caPems };
+}
+
+type ContentCheck<T> = T | { readonly problem: { readonly message: string; readonly code?: string } };
+
+function prefixed(file: string, problem: { message: string; code?: string }): { message: string; code?: string } {
+  return { ...problem, message: `${file}${problem.code === undefined ? " " : ": "}${problem.message}` };
+}
+
+/**
+ * A bootstrap bundle's content (SPIFFE JSON or PEM), read under the fetch caps; it must hold an X.509
+ * authority to verify anything. The config file and the admin API both check it here.
+ */
+export function checkBootstrapBundleContent(
+  content: Uint8Array | string,
+  limits: { readonly maxBytes: number; readonly maxKeys?: number },
+): ContentCheck<{ readonly bundle: TrustBundle }> {
+  try {
+    const { bundle } = parseBundle(content, "auto", limits);
+    if (bundle.x509Authorities.length > 0) return { bundle };
+    return { problem: { message: "holds no X.509 authority, so it cannot verify the endpoint's X509-SVID" } };
+  } catch (error) {
+    if (!isBundlegateError(error)) throw error;
+    return { problem: { message: `${error.code}: ${error.message}`, code: error.code } };
+  }
+}
+
+/**
+ * CA certificates for an https_web relationship (PEM, up to a whole system trust store). Only the
+ * certificates that passed the checks are kept, re-encoded, not whatever else the text holds.
+ */
+export function checkCaContent(content: Uint8Array | string): ContentCheck<{ readonly pem: string }> {
+  try {
+    const { bundle } = parsePemBundle(content, { maxBytes: MAX_CA_FILE_BYTES, maxKeys: MAX_CA_FILE_CERTIFICATES });
+    if (bundle.x509Authorities.length > 0) return { pem: serializePem(bundle) };
+    return { problem: { message: "holds no PEM CA certificate" } };
+  } catch (error) {
+    if (!isBundlegateError(error)) throw error;
+    return { problem: { message: `${error.code}: ${error.message}`, code: error.code } };
+  }
 }
 
 /**

@@ -10,9 +10,7 @@ import type { EndpointTimeouts, ListenConfig } from "../config/types.js";
 import type { Logger } from "../logging.js";
 import type { ServedBundle, TlsCredentials, Watched } from "../sources/types.js";
 import { createBundleRequestHandler } from "./handler.js";
-import { createTlsListener, DEFAULT_CLOSE_GRACE_MS } from "./tls-listener.js";
-
-export { DEFAULT_CLOSE_GRACE_MS };
+import { createTlsListener } from "./tls-listener.js";
 
 export type EndpointProfile = "https_web" | "https_spiffe";
 

@@ -335,8 +335,11 @@ export function createSyncEngine(options: SyncEngineOptions): SyncEngine {
       return;
     }
     // Own events too: a quarantine accepted or a sequence reset through this replica's API must reach its
-    // cache; for its own fetches the put is a no-op (same digest and sequence).
+    // cache. When the cache already holds that digest and sequence (this replica's own fetches), the put
+    // would be a no-op: the store is not read for it.
     if (event.kind === "bundle") {
+      const held = cache.get(event.trustDomain)?.stored;
+      if (held && held.digest === event.digest && held.sequence === event.sequence) return;
       void store
         .getBundle(event.trustDomain)
         .then((stored) => {

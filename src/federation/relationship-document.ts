@@ -8,12 +8,15 @@
  * "labels.team"), never the placeholders the config rules see.
  */
 import type { ConfigIssue } from "../config/errors.js";
-import { checkRelationshipEntry, type KnownRelationship } from "../config/schema.js";
-import { BundlegateError, isBundlegateError } from "../errors.js";
+import {
+  checkBootstrapBundleContent,
+  checkCaContent,
+  checkRelationshipEntry,
+  type KnownRelationship,
+} from "../config/schema.js";
+import { BundlegateError } from "../errors.js";
 import type { TrustBundle } from "../spiffe/bundle.js";
 import { serializeSpiffeBundle } from "../spiffe/codec.js";
-import { parsePemBundle } from "../spiffe/pem.js";
-import { parseBundle } from "../spiffe/read.js";
 import type { Relationship, RelationshipState } from "./relationship.js";
 
 export const RELATIONSHIP_DOCUMENT_VERSION = 1;
@@ -95,7 +98,7 @@ export function checkRelationshipSpec(input: unknown, context: SpecContext): Spe
   }
   let caPem: string | undefined;
   if ("ca_pem" in entry) {
-    const read = readCaPem(entry.ca_pem, context.maxBundleBytes);
+    const read = readCaPem(entry.ca_pem);
     delete entry.ca_pem;
     if ("issue" in read) issues.push(read.issue);
     else {
@@ -206,24 +209,12 @@ function readBootstrapBundle(
   if (text === undefined) {
     return { issue: { path: "bootstrap_bundle", message: "must be a SPIFFE bundle (a JSON object) or PEM text" } };
   }
-  try {
-    return { bundle: parseBundle(text, "auto", { maxBytes }).bundle };
-  } catch (error) {
-    if (!isBundlegateError(error)) throw error;
-    return { issue: { path: "bootstrap_bundle", message: `not a usable bundle: ${error.message}`, code: error.code } };
-  }
+  const checked = checkBootstrapBundleContent(text, { maxBytes });
+  return "problem" in checked ? { issue: { path: "bootstrap_bundle", ...checked.problem } } : checked;
 }
 
-function readCaPem(value: unknown, maxBytes: number): { readonly pem: string } | { readonly issue: ConfigIssue } {
+function readCaPem(value: unknown): { readonly pem: string } | { readonly issue: ConfigIssue } {
   if (typeof value !== "string") return { issue: { path: "ca_pem", message: "must be PEM text" } };
-  try {
-    const parsed = parsePemBundle(value, { maxBytes: Math.max(maxBytes, 4 * 1024 * 1024) });
-    if (parsed.bundle.x509Authorities.length === 0) {
-      return { issue: { path: "ca_pem", message: "holds no CA certificate" } };
-    }
-    return { pem: `${value.trim()}\n` };
-  } catch (error) {
-    if (!isBundlegateError(error)) throw error;
-    return { issue: { path: "ca_pem", message: `not usable PEM: ${error.message}`, code: error.code } };
-  }
+  const checked = checkCaContent(value);
+  return "problem" in checked ? { issue: { path: "ca_pem", ...checked.problem } } : checked;
 }

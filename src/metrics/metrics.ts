@@ -21,9 +21,6 @@ export type EndpointProfile = "https_web" | "https_spiffe";
 /** The status codes the bundle endpoint answers with, each initialised to 0 per configured profile. */
 export const ENDPOINT_CODES = ["200", "304", "404", "405"] as const;
 
-/** The reason a rejection counter starts with for every relationship (so `increase()` sees the first one). */
-export const INITIAL_REJECTION_REASON = "ERR_POLICY_SEQUENCE_ROLLBACK";
-
 /**
  * The label sets alerts count increases of, started at 0 for every relationship: a series that first
  * appears at 1 has no increase to see, so without them an alert would miss the first event after a restart.

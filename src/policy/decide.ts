@@ -18,10 +18,11 @@
  * Every reason that applied is returned, the deciding one first, the rest in the order of the list above, and
  * purely descriptive ones (authorities removed beside additions, sequence missing) last.
  */
-import { X509Certificate } from "node:crypto";
+
 import { authorityCount, compare, createTrustBundle, type TrustBundle, type X509Authority } from "../spiffe/bundle.js";
 import { type BundleDiff, diffBundles } from "../spiffe/diff.js";
 import { bundleDigest } from "../spiffe/digest.js";
+import { notAfterSeconds } from "../spiffe/not-after.js";
 import { type Authority, type AuthorityIndex, authorityIdentities, isX509Authority } from "./authority-index.js";
 import type { Decision, DecisionKind, DecisionReason, DecisionReasonCode, TrustPolicy } from "./types.js";
 
@@ -264,7 +265,6 @@ function describeAuthorities(authorities: readonly Authority[]): Record<string, 
   return { x509: x509.sort(compare), jwt: jwt.sort(compare) };
 }
 
-/** Milliseconds; undefined when any certificate's expiry cannot be read, so an unreadable one never counts as expired. */
 /** The last-known-good without its expired X.509 authorities (JWT keys carry no expiry in a bundle). */
 function vouching(bundle: TrustBundle, now: Date): TrustBundle {
   const x509Authorities = bundle.x509Authorities.filter((authority) => !(notAfterOf(authority) < now.getTime()));
@@ -272,24 +272,23 @@ function vouching(bundle: TrustBundle, now: Date): TrustBundle {
   return createTrustBundle({ x509Authorities, jwtAuthorities: bundle.jwtAuthorities.values() });
 }
 
-/** NaN when the expiry cannot be read, which never compares as expired. */
+/**
+ * Milliseconds; NaN when the expiry cannot be read, which never compares as expired. Read once per
+ * certificate (spiffe/not-after.ts caches it): every poll decides against the same last-known-good.
+ */
 function notAfterOf(authority: X509Authority): number {
   try {
-    return Date.parse(new X509Certificate(authority.der).validTo);
+    return notAfterSeconds(authority.der) * 1000;
   } catch {
     return Number.NaN;
   }
 }
 
+/** Milliseconds; undefined when any certificate's expiry cannot be read, so an unreadable one never counts as expired. */
 function latestNotAfter(authorities: readonly X509Authority[]): number | undefined {
   let latest = Number.NEGATIVE_INFINITY;
   for (const authority of authorities) {
-    let notAfter: number;
-    try {
-      notAfter = Date.parse(new X509Certificate(authority.der).validTo);
-    } catch {
-      return undefined;
-    }
+    const notAfter = notAfterOf(authority);
     if (Number.isNaN(notAfter)) return undefined;
     latest = Math.max(latest, notAfter);
   }

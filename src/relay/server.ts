@@ -9,12 +9,7 @@
  * address cannot be bound), ERR_RELAY_CLOSED (start after close).
  */
 import type { EndpointTimeouts, ListenConfig } from "../config/types.js";
-import {
-  createTlsListener,
-  DEFAULT_CLOSE_GRACE_MS,
-  type ListenerHandler,
-  type TlsListener,
-} from "../endpoint/tls-listener.js";
+import { createTlsListener, type ListenerHandler, type TlsListener } from "../endpoint/tls-listener.js";
 import type { Logger } from "../logging.js";
 import type { TlsCredentials, Watched } from "../sources/types.js";
 
@@ -32,8 +27,6 @@ export interface RelayServerOptions {
 }
 
 export type RelayServer = TlsListener;
-
-export const DEFAULT_RELAY_CLOSE_GRACE_MS = DEFAULT_CLOSE_GRACE_MS;
 
 export function createRelayServer(options: RelayServerOptions): RelayServer {
   return createTlsListener({

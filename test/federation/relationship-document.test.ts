@@ -74,6 +74,11 @@ describe("checkRelationshipSpec", () => {
     ],
     ["self-serving endpoint without a bundle", { bootstrap_bundle: undefined }, "bootstrap_bundle"],
     ["bundle without keys", { bootstrap_bundle: { spiffe_sequence: 1 } }, "bootstrap_bundle"],
+    [
+      "bundle with no X.509 authority (as the config file refuses)",
+      { bootstrap_bundle: { keys: [] } },
+      "bootstrap_bundle",
+    ],
     ["bundle of the wrong type", { bootstrap_bundle: 42 }, "bootstrap_bundle"],
     ["CA on https_spiffe", { ca_pem: "x" }, "ca_pem"],
     ["bad label", { labels: { "bad key!": "v" } }, 'labels["bad key!"]'],

@@ -821,5 +821,18 @@ export function storeContract(name: string, backend: StoreBackend): void {
       expect(await again.commitFetch(partner, fence - 1, statusOnly, fetched(T0 + 2), A)).toMatchObject({ ok: false });
       expect(await again.commitFetch(partner, fence, statusOnly, fetched(T0 + 2), A)).toEqual({ ok: true });
     });
+
+    it('keeps a relationship whose trust domain is named "__proto__"', async () => {
+      const { store, reopen } = await openFresh();
+      const proto = "__proto__" as TrustDomain;
+      const held = await store.acquireLease(proto, "replica-a", 60_000);
+      await store.commitFetch(proto, held!.fence, accepted(1, "", "4"), fetched(T0), A);
+      const again = await reopen!();
+      opened.push(again);
+      expect((await again.getBundle(proto))?.sequence).toBe("4");
+      expect(await again.commitFetch(proto, held!.fence - 1, statusOnly, fetched(T0 + 1), A)).toMatchObject({
+        ok: false,
+      });
+    });
   });
 }

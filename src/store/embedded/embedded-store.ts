@@ -100,14 +100,16 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     if (localBundle) {
       snapshot.localBundle = { contentDigest: localBundle.contentDigest, sequence: localBundle.sequence.toString() };
     }
-    const saved: Record<string, RelationshipSnapshot> = {};
-    for (const [trustDomain, state] of relationships) {
-      const entry: RelationshipSnapshot = { history: state.history, fence: state.fence };
-      if (state.bundle) entry.bundle = state.bundle;
-      if (state.status) entry.status = state.status;
-      if (state.quarantine) entry.quarantine = state.quarantine;
-      saved[trustDomain] = entry;
-    }
+    // fromEntries, not assignment: "__proto__" is a valid trust domain name.
+    const saved: Record<string, RelationshipSnapshot> = Object.fromEntries(
+      [...relationships].map(([trustDomain, state]) => {
+        const entry: RelationshipSnapshot = { history: state.history, fence: state.fence };
+        if (state.bundle) entry.bundle = state.bundle;
+        if (state.status) entry.status = state.status;
+        if (state.quarantine) entry.quarantine = state.quarantine;
+        return [trustDomain, entry];
+      }),
+    );
     if (relationships.size > 0) snapshot.relationships = saved;
     if (adminState) Object.assign(snapshot, adminState);
     // Serialized now, not when the write gets its turn: the history arrays change in place, and a
@@ -123,7 +125,12 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
     persist,
     now,
     logger: options.logger,
-    auditMaxEntries: options.auditMaxEntries ?? DEFAULT_EMBEDDED_AUDIT_MAX_ENTRIES,
+    // Every write saves the whole snapshot, audit included, on the loop the endpoint shares: the embedded
+    // store keeps at most its own default whatever a larger admin.audit_limit asks (Redis keeps that many).
+    auditMaxEntries: Math.min(
+      options.auditMaxEntries ?? DEFAULT_EMBEDDED_AUDIT_MAX_ENTRIES,
+      DEFAULT_EMBEDDED_AUDIT_MAX_ENTRIES,
+    ),
   });
 
   const emit = (event: BundleChangeEvent) => {
