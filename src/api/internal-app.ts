@@ -1,9 +1,8 @@
 /**
- * The internal listener's express app: health and readiness now; the admin, distribution and relay
- * APIs join it later. Readiness lists every check, so an operator sees which part is not ready.
+ * The internal listener's express app: health and readiness, then the routers mounted on it (the
+ * distribution and admin APIs). Readiness lists every check, so an operator sees which part is not ready.
  */
 import express, { type Express, type RequestHandler } from "express";
-import type { Registry } from "prom-client";
 
 export interface ReadinessCheck {
   readonly name: string;
@@ -13,7 +12,6 @@ export interface ReadinessCheck {
 
 export interface InternalAppOptions {
   readonly readiness: readonly ReadinessCheck[];
-  readonly registry?: Registry;
   /** Mounted after health and metrics: the distribution API (and later the admin API). */
   readonly routers?: readonly RequestHandler[];
 }
@@ -42,12 +40,6 @@ export function createInternalApp(options: InternalAppOptions): Express {
     res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready", checks: results });
   });
 
-  if (options.registry) {
-    const registry = options.registry;
-    app.get("/metrics", async (_req, res) => {
-      res.type(registry.contentType).send(await registry.metrics());
-    });
-  }
   for (const router of options.routers ?? []) app.use(router);
   return app;
 }

@@ -1,7 +1,8 @@
 /**
  * What every admin command (relationships, quarantine, invite, audit) shares: the options that say which API
  * to talk to and how, their environment fallbacks (read from CliIo.env, never process.env), and one way to
- * turn a failure into an exit status and a message.
+ * turn a failure into an exit status and a message. Its usage-error, trust-domain and file-reading helpers
+ * serve the other commands (bundle inspect, probe, dev) too, so every command reports bad input alike.
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { CONFIG_DEFAULTS } from "../config/schema.js";
@@ -177,17 +178,33 @@ export function parseLabels(values: readonly string[], io: CliIo, flag = "--labe
   return labels;
 }
 
-export async function readText(flag: string, file: string, io: CliIo): Promise<string> {
-  return new TextDecoder().decode(await readBytes(flag, file, io));
+export interface ReadOptions {
+  /** Whether "-" means standard input (the default) rather than a file of that name. */
+  readonly stdin?: boolean;
 }
 
-export async function readBytes(flag: string, file: string, io: CliIo): Promise<Uint8Array> {
+export async function readText(flag: string, file: string, io: CliIo, options: ReadOptions = {}): Promise<string> {
+  return new TextDecoder().decode(await readBytes(flag, file, io, options));
+}
+
+/**
+ * A file named on the command line; one that cannot be read is a usage error (exit 2), printed as
+ * `<flag>: ERR_FILE_UNREADABLE: ...`, or without the flag prefix for a command's own FILE argument.
+ */
+export async function readBytes(
+  flag: string | undefined,
+  file: string,
+  io: CliIo,
+  options: ReadOptions = {},
+): Promise<Uint8Array> {
   try {
-    return file === "-" ? await io.readStdin() : await io.readFile(file);
+    return file === "-" && options.stdin !== false ? await io.readStdin() : await io.readFile(file);
   } catch (cause) {
     const reason = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
     const error = new BundlegateError("ERR_FILE_UNREADABLE", `cannot read ${file}: ${reason}`, { cause });
-    return usageError(io, flag, error.code, error.message);
+    if (flag !== undefined) return usageError(io, flag, error.code, error.message);
+    io.stderr(`${error.code}: ${error.message}\n`);
+    throw new CliExit(EXIT_USAGE);
   }
 }
 

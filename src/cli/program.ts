@@ -3,11 +3,12 @@
  * commands/ and returns its exit status, so the whole program runs in-process in tests.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { repeatable } from "./admin-context.js";
 import { registerAuditCommands } from "./commands/audit.js";
 import { bundleInspect } from "./commands/bundle-inspect.js";
-import { dev } from "./commands/dev.js";
+import { DEFAULT_PARTNER_PORT, DEFAULT_PARTNER_TRUST_DOMAIN, dev } from "./commands/dev.js";
 import { registerInviteCommands } from "./commands/invite.js";
-import { type ProbeOptions, probe } from "./commands/probe.js";
+import { PROBE_DEFAULTS, type ProbeOptions, probe } from "./commands/probe.js";
 import { registerQuarantineCommands } from "./commands/quarantine.js";
 import { registerRelationshipsCommands } from "./commands/relationships.js";
 import { serve } from "./commands/serve.js";
@@ -21,10 +22,6 @@ function parsePort(value: string): number {
     throw new InvalidArgumentError("must be a port number, 0 to 65535");
   }
   return port;
-}
-
-function collect(value: string, previous: readonly string[]): string[] {
-  return [...previous, value];
 }
 
 function parseTimeout(value: string): number {
@@ -92,8 +89,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option("--spiffe-port <port>", "https_spiffe port", parsePort, 8444)
     .option("--internal-port <port>", "health, distribution and admin API port", parsePort, 8080)
     .option("--metrics-port <port>", "Prometheus metrics port", parsePort, 9464)
-    .option("--partner-trust-domain <name>", "the demo partner's trust domain", "partner.dev.bundlegate.test")
-    .option("--partner-port <port>", "the demo partner's https_spiffe port", parsePort, 8445)
+    .option("--partner-trust-domain <name>", "the demo partner's trust domain", DEFAULT_PARTNER_TRUST_DOMAIN)
+    .option("--partner-port <port>", "the demo partner's https_spiffe port", parsePort, DEFAULT_PARTNER_PORT)
     .addOption(
       new Option("--log-level <level>", "log level (logs go to stderr)")
         .choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
@@ -118,8 +115,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option("--ca <file>", "https_web: PEM CA certificates to trust instead of the system roots")
     .option("--previous <file>", "previous bundle (SPIFFE JSON or PEM) to decide against; default: a first bundle")
     .option("--proxy <url>", "proxy URL, or 'direct'; default: HTTPS_PROXY and NO_PROXY")
-    .option("--allow-cidr <cidr>", "let the fetch reach this special-purpose range (repeatable)", collect, [])
-    .option("--timeout-ms <ms>", "timeout of the whole fetch (default 30000)", parseTimeout)
+    .option("--allow-cidr <cidr>", "let the fetch reach this special-purpose range (repeatable)", repeatable, [])
+    .option("--timeout-ms <ms>", `timeout of the whole fetch (default ${PROBE_DEFAULTS.totalTimeoutMs})`, parseTimeout)
     .option("--json", "print the report as JSON", false)
     .addHelpText(
       "after",

@@ -10,17 +10,16 @@
  */
 import path from "node:path";
 import { parseDocument } from "yaml";
+import { MAX_YAML_ALIAS_COUNT } from "../config/load.js";
 import { isBundlegateError } from "../errors.js";
 import { serializeSpiffeBundle } from "../spiffe/codec.js";
 import { parseBundle } from "../spiffe/read.js";
 import { parseLabels, readBytes, readText, usageError } from "./admin-context.js";
 import type { CliIo } from "./io.js";
 import { parseJsonExact } from "./json-text.js";
+import { isRecord } from "./render-text.js";
 
 export type RelationshipProfile = "https_web" | "https_spiffe";
-
-/** Same alias cap as the config loader: a document is small, and a billion-laughs one is refused. */
-const MAX_ALIAS_COUNT = 20;
 
 export interface RelationshipFlags {
   readonly file?: string;
@@ -80,7 +79,7 @@ export async function relationshipDocument(
     doc.ca_pem = await readText("--ca-file", flags.caFile, io);
   }
   if (flags.label.length > 0) {
-    const fromFile = isPlainObject(doc.labels) ? doc.labels : {};
+    const fromFile = isRecord(doc.labels) ? doc.labels : {};
     doc.labels = { ...fromFile, ...parseLabels(flags.label, io) };
   }
   if (flags.allowCidr.length > 0) {
@@ -118,12 +117,13 @@ async function readDocumentFile(file: string, io: CliIo): Promise<Document> {
   if (problem !== undefined) usageError(io, "--file", "ERR_CLI_DOCUMENT_INVALID", `${file}: ${problem.message}`);
   let value: unknown;
   try {
-    value = parsed.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    // The config loader's alias cap: a document is small, and a billion-laughs one is refused.
+    value = parsed.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
     return usageError(io, "--file", "ERR_CLI_DOCUMENT_INVALID", `${file}: ${message}`);
   }
-  if (!isPlainObject(value)) {
+  if (!isRecord(value)) {
     return usageError(io, "--file", "ERR_CLI_DOCUMENT_INVALID", `${file}: must be a mapping of relationship fields`);
   }
   const doc: Document = { ...value };
@@ -163,8 +163,4 @@ function bundleObject(flag: string, what: string, input: Uint8Array | string, io
     if (!isBundlegateError(error)) throw error;
     return usageError(io, flag, error.code, `${what}: ${error.message}`);
   }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }

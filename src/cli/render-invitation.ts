@@ -3,14 +3,12 @@
  * the API's answer to `invite create`), with the SPIFFE bundle inside inspected as the gateway would read it.
  */
 import { isBundlegateError } from "../errors.js";
+import { INVITATION_CLAIM } from "../federation/invitation.js";
 import { inspectBundle } from "../spiffe/inspect.js";
 import { parseBundle } from "../spiffe/read.js";
 import { writeJsonExact } from "./json-text.js";
 import { renderInspection } from "./render-inspection.js";
 import { fieldLabel, formatMoment, isRecord, scalarText } from "./render-text.js";
-
-/** The member of the payload that holds the invitation proper (INVITATION_CLAIM). */
-const CLAIM = "bundlegate_invitation";
 
 export interface InvitationRendering {
   readonly text: string;
@@ -33,7 +31,7 @@ export function renderInvitation(
   const lines = [title];
   const field = (name: string, value: string) => lines.push(`  ${fieldLabel(name)}${value}`);
   const claims = isRecord(payload) ? payload : {};
-  const invitation = isRecord(claims[CLAIM]) ? claims[CLAIM] : {};
+  const invitation = isRecord(claims[INVITATION_CLAIM]) ? claims[INVITATION_CLAIM] : {};
   const time = (value: unknown) =>
     typeof value === "number" ? formatMoment(new Date(value * 1000).toISOString(), now) : scalarText(value);
 

@@ -10,8 +10,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from "express";
-import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { exportJWK, generateKeyPair, type JWK, jwtVerify, SignJWT } from "jose";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   type AdminAuth,
   type AdminAuthOptions,
@@ -23,6 +23,12 @@ import { problemOf, sendProblem } from "../../src/api/distribution/problem.js";
 import { manualClock } from "../../src/clock.js";
 import { createLogger } from "../../src/logging.js";
 import { createCa, createWebCert, type Issued } from "../support/pki.js";
+
+// jose as it is, with jwtVerify wrapped so a test can count the verifications one request costs.
+vi.mock(import("jose"), async (importOriginal) => {
+  const jose = await importOriginal();
+  return { ...jose, jwtVerify: vi.fn(jose.jwtVerify) as typeof jose.jwtVerify };
+});
 
 const ISSUER = "https://idp.example.org/";
 const AUDIENCE = "bundlegate-admin";
@@ -382,8 +388,11 @@ describe("JWTs against a JWKS file", () => {
 
   it("authenticates once when authenticate runs before requireScope", async () => {
     const token = await signJwt();
+    vi.mocked(jwtVerify).mockClear();
     const response = await call("/chain", token);
     expect(response.status).toBe(200);
+    // requireScope takes the caller authenticate found: the JWT is verified once, not once per step.
+    expect(jwtVerify).toHaveBeenCalledTimes(1);
     const refusedBefore = refusals().length;
     await expectProblem(await call("/chain", "nope"), 401, "ERR_ADMIN_UNAUTHENTICATED");
     expect(refusals().length).toBe(refusedBefore + 1);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DevOptions, dev } from "../../src/cli/commands/dev.js";
 import type { CliIo } from "../../src/cli/io.js";
 import { parseSpiffeBundle } from "../../src/spiffe/codec.js";
+import { eventually } from "../support/eventually.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const CURL_MISSING = spawnSync("curl", ["--version"]).status !== 0;
@@ -32,16 +33,6 @@ function sh(command: string, timeoutMs = 20_000): Promise<Run> {
       resolve({ code, stdout, stderr });
     });
   });
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** Every port 0: the test never collides with a running demo or another test. */
@@ -96,10 +87,13 @@ async function startDev(options: DevOptions): Promise<DevRun> {
   void exited.then((value) => {
     code = value;
   });
-  await until("the printed instructions", () => {
-    if (code !== undefined) throw new Error(`dev exited with ${code} before serving: ${output.stderr}`);
-    return requestShutdown !== undefined && output.stdout.includes("Ctrl-C stops") ? true : undefined;
-  });
+  await eventually(
+    () => {
+      if (code !== undefined) throw new Error(`dev exited with ${code} before serving: ${output.stderr}`);
+      return requestShutdown !== undefined && output.stdout.includes("Ctrl-C stops") ? true : undefined;
+    },
+    { what: "the printed instructions", timeoutMs: 20_000 },
+  );
   return {
     io,
     output,
@@ -254,12 +248,15 @@ describe("bundlegate dev", () => {
     const document = JSON.parse(await readFile(lines.bundleFile, "utf8")) as Record<string, unknown>;
     // An editor's change: the same keys, a refresh hint added, written in place.
     await writeFile(lines.bundleFile, `${JSON.stringify({ ...document, spiffe_refresh_hint: 60 }, null, 2)}\n`);
-    const served = await until("the edited bundle", async () => {
-      const run = await sh(lines.webCurl);
-      if (run.code !== 0) throw new Error(`${lines.webCurl} failed: ${run.stderr}`);
-      const { bundle } = parseSpiffeBundle(run.stdout);
-      return bundle.refreshHintSeconds === 60 ? bundle : undefined;
-    });
+    const served = await eventually(
+      async () => {
+        const run = await sh(lines.webCurl);
+        if (run.code !== 0) throw new Error(`${lines.webCurl} failed: ${run.stderr}`);
+        const { bundle } = parseSpiffeBundle(run.stdout);
+        return bundle.refreshHintSeconds === 60 ? bundle : undefined;
+      },
+      { what: "the edited bundle", timeoutMs: 20_000 },
+    );
     expect(served.sequence).toBe(2n);
     const spiffe = await sh(lines.spiffeCurl);
     expect(parseSpiffeBundle(spiffe.stdout).bundle).toMatchObject({ sequence: 2n, refreshHintSeconds: 60 });

@@ -18,6 +18,7 @@ import type { BundlegateConfig } from "../../src/config/types.js";
 import { createLogger } from "../../src/logging.js";
 import { createTrustBundle, type TrustBundle, x509AuthorityFromCertificate } from "../../src/spiffe/bundle.js";
 import { parseSpiffeBundle, serializeSpiffeBundle } from "../../src/spiffe/codec.js";
+import { eventually } from "../support/eventually.js";
 import {
   fingerprintOf,
   type HttpsReply,
@@ -174,16 +175,6 @@ function keepAliveAgent(): Agent {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   agents.push(agent);
   return agent;
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 5000) {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -401,9 +392,9 @@ describe("replacing certificates and the bundle while clients keep fetching", ()
     let bundleReplacedAt = 0;
     let newEtag: string;
     try {
-      await until("every loop to have fetched a few times", () =>
-        loopNames.every((loop) => of(loop).length >= 5) ? true : undefined,
-      );
+      await eventually(() => (loopNames.every((loop) => of(loop).length >= 5) ? true : undefined), {
+        what: "every loop to have fetched a few times",
+      });
 
       // Certificate before key: the source waits for the burst to end and re-reads a pair caught half-written.
       await replaceFile(file("web.pem"), webCert2.pem);
@@ -415,8 +406,7 @@ describe("replacing certificates and the bundle while clients keep fetching", ()
       await replaceFile(file("bundle.json"), bundleJson([domainCa, domainCa2]));
       bundleReplacedAt = performance.now();
 
-      newEtag = await until(
-        "every loop to see the new bundle, and new connections the new certificates",
+      newEtag = await eventually(
         () => {
           const etag = app.localBundle.current().etag;
           if (etag === before.etag) return undefined;
@@ -426,11 +416,13 @@ describe("replacing certificates and the bundle while clients keep fetching", ()
             firstEnd("spiffe new connections", (sample) => sample.peer === newSvidPrint) !== undefined;
           return done ? etag : undefined;
         },
-        10_000,
+        { what: "every loop to see the new bundle, and new connections the new certificates", timeoutMs: 10_000 },
       );
       // A little more traffic on the new state, then stop.
       const settledAt = samples.length;
-      await until("more requests after the switch", () => (samples.length >= settledAt + 20 ? true : undefined));
+      await eventually(() => (samples.length >= settledAt + 20 ? true : undefined), {
+        what: "more requests after the switch",
+      });
     } finally {
       stop.done = true;
       await Promise.all(loops);
@@ -579,9 +571,9 @@ describe("a broken replacement leaves the old state serving", () => {
 
     const brokenAt = performance.now();
     await brokenCase.break(fixture);
-    const line = await until(`a log line with code ${brokenCase.code}`, () =>
-      logs.find((logged) => logged.code === brokenCase.code),
-    );
+    const line = await eventually(() => logs.find((logged) => logged.code === brokenCase.code), {
+      what: `a log line with code ${brokenCase.code}`,
+    });
     const loggedMs = performance.now() - brokenAt;
     // Past the debounce and the one re-read of a half-written pair: nothing else is going to happen.
     await sleep(1000);
@@ -620,14 +612,19 @@ describe("a broken replacement leaves the old state serving", () => {
     // A good file afterwards is taken at once: the failure left nothing stuck, and used up no sequence number.
     const expected = await brokenCase.repair(fixture);
     if (brokenCase.kind === "bundle") {
-      const next = await until("the repaired bundle", async () => {
-        const reply = await webGet(fixture);
-        return reply.headers.etag === served.etag ? undefined : reply;
-      });
+      const next = await eventually(
+        async () => {
+          const reply = await webGet(fixture);
+          return reply.headers.etag === served.etag ? undefined : reply;
+        },
+        { what: "the repaired bundle" },
+      );
       expect(sequenceOf(next)).toBe(served.sequence + 1n);
     } else {
       const get = brokenCase.kind === "https_web" ? webGet : spiffeGet;
-      await until("the repaired certificate", async () => ((await get(fixture)).peer === expected ? true : undefined));
+      await eventually(async () => ((await get(fixture)).peer === expected ? true : undefined), {
+        what: "the repaired certificate",
+      });
     }
     await context.annotate(`${brokenCase.code} logged ${loggedMs.toFixed(0)} ms after the broken write`);
   });
@@ -637,7 +634,9 @@ describe("the local bundle's sequence", () => {
   it("is kept across a restart (snapshot file) and never reused", async () => {
     const fixture = await startFixture();
     await replaceFile(fixture.file("bundle.json"), bundleJson([domainCa, domainCa2]));
-    await until("sequence 2", () => (fixture.app.localBundle.current().sequence === 2n ? true : undefined));
+    await eventually(() => (fixture.app.localBundle.current().sequence === 2n ? true : undefined), {
+      what: "sequence 2",
+    });
     const servedBefore = fixture.app.localBundle.current();
     await apps.splice(apps.indexOf(fixture.app), 1)[0]!.stop();
 
@@ -647,18 +646,18 @@ describe("the local bundle's sequence", () => {
 
     // Going back to the first content is a change like any other: the next number, not the old one.
     await replaceFile(fixture.file("bundle.json"), bundleJson([domainCa]));
-    await until("sequence 3", () => (app.localBundle.current().sequence === 3n ? true : undefined));
+    await eventually(() => (app.localBundle.current().sequence === 3n ? true : undefined), { what: "sequence 3" });
   });
 
   it("uses the file's spiffe_sequence and refuses one that goes backwards", async () => {
     const fixture = await startFixture();
     const { app, logs } = fixture;
     await replaceFile(fixture.file("bundle.json"), bundleJson([domainCa, domainCa2], 10n));
-    await until("sequence 10", () => (app.localBundle.current().sequence === 10n ? true : undefined));
+    await eventually(() => (app.localBundle.current().sequence === 10n ? true : undefined), { what: "sequence 10" });
     expect(sequenceOf(await webGet(fixture))).toBe(10n);
 
     await replaceFile(fixture.file("bundle.json"), bundleJson([domainCa], 5n));
-    await until("the refusal", () => logs.find((line) => line.code === "ERR_LOCAL_SEQUENCE_BACKWARDS"));
+    await eventually(() => logs.find((line) => line.code === "ERR_LOCAL_SEQUENCE_BACKWARDS"), { what: "the refusal" });
     expect(app.localBundle.current().sequence).toBe(10n);
     expect(sequenceOf(await webGet(fixture))).toBe(10n);
   });

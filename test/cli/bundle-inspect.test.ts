@@ -16,7 +16,7 @@ import { parseBundle } from "../../src/spiffe/read.js";
 import { bundleDoc } from "../support/bundle-docs.js";
 import { derToBase64, jwtEntry, x509Entry } from "../support/jwk-entries.js";
 import { createCa, createJwtKey, createNonCaCert, type Issued, type JsonWebKey } from "../support/pki.js";
-import { type CliRun, runCapturing } from "./support/run-cli.js";
+import { type CliRun, memoryFiles, runCapturing } from "./support/run-cli.js";
 
 /** A clock far from the machine's: certificates valid only around it prove the command uses io.now(). */
 const NOW = new Date("2001-03-01T00:00:00.000Z");
@@ -64,13 +64,7 @@ beforeAll(async () => {
 
 function run(args: readonly string[], stdin?: string): Promise<CliRun> {
   return runCapturing(["bundle", "inspect", ...args], {
-    readFile: async (path) => {
-      const content = files.get(path);
-      if (content === undefined) {
-        throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: "ENOENT" });
-      }
-      return typeof content === "string" ? new TextEncoder().encode(content) : content;
-    },
+    readFile: memoryFiles(files),
     readStdin: async () => {
       if (stdin === undefined) throw new Error("stdin was not expected to be read");
       return new TextEncoder().encode(stdin);

@@ -12,7 +12,7 @@ import { createTrustBundle, type TrustBundle, x509AuthorityFromCertificate } fro
 import { serializeSpiffeBundle } from "../../src/spiffe/codec.js";
 import { serializePem } from "../../src/spiffe/pem.js";
 import { createCa, createSvid, createWebCert, type Issued } from "../support/pki.js";
-import { type CliRun, runCapturing } from "./support/run-cli.js";
+import { type CliRun, memoryFiles, runCapturing } from "./support/run-cli.js";
 
 const TD = "example.org";
 const ENDPOINT_ID = "spiffe://example.org/bundle-server";
@@ -98,13 +98,7 @@ afterAll(async () => {
 
 function run(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
   return runCapturing(["probe", ...args], {
-    readFile: async (path) => {
-      const content = files.get(path);
-      if (content === undefined) {
-        throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: "ENOENT" });
-      }
-      return new TextEncoder().encode(content);
-    },
+    readFile: memoryFiles(files),
     readStdin: async () => {
       throw new Error("stdin was not expected to be read");
     },

@@ -56,11 +56,11 @@ describe("alert rules on a live gateway", () => {
   beforeAll(async () => {
     if (prometheusMissing) return;
     // Written by the alert-rules work; wait for it rather than fail while it is being written.
-    await eventually(
-      "config/prometheus/bundlegate-rules.yml to exist",
-      async () => existsSync(RULES_FILE) || undefined,
-      60_000,
-    );
+    await eventually(async () => existsSync(RULES_FILE) || undefined, {
+      what: "config/prometheus/bundlegate-rules.yml to exist",
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
     partnerCa = await createCa({ trustDomain: PARTNER_TD });
     partner = await startPartner(PARTNER_TD, bundleOf([partnerCa], 10n, 1));
     gateway = await startGateway({ partner });
@@ -80,23 +80,26 @@ describe("alert rules on a live gateway", () => {
 
     // Synced: the gateway serves sequence 10, and Prometheus has scraped it.
     await eventually(
-      "the partner's bundle, sequence 10, in Prometheus",
       async () => {
         const samples = await query(prometheus, `bundlegate_bundle_sequence{trust_domain="${PARTNER_TD}"}`);
         return samples[0]?.value[1] === "10" || undefined;
       },
-      DEADLINE_MS,
-      explain,
+      {
+        what: "the partner's bundle, sequence 10, in Prometheus",
+        timeoutMs: DEADLINE_MS,
+        intervalMs: 250,
+        explain,
+      },
     );
     expect(firing(await alerts(prometheus), "BundleStale", PARTNER_TD)).toBeUndefined();
 
     await partner.stop();
-    const stale = await eventually(
-      "BundleStale firing",
-      async () => firing(await alerts(prometheus), "BundleStale", PARTNER_TD),
-      DEADLINE_MS,
+    const stale = await eventually(async () => firing(await alerts(prometheus), "BundleStale", PARTNER_TD), {
+      what: "BundleStale firing",
+      timeoutMs: DEADLINE_MS,
+      intervalMs: 250,
       explain,
-    );
+    });
     expect(stale.labels).toMatchObject({ severity: "warning", owner: "partner-team", trust_domain: PARTNER_TD });
     expect(stale.annotations.runbook_url).toMatch(/^https:\/\//);
     expect(firing(await alerts(prometheus), "BundleRollbackRejected", PARTNER_TD)).toBeUndefined();
@@ -105,10 +108,8 @@ describe("alert rules on a live gateway", () => {
     partner.serve(bundleOf([partnerCa], 3n, 1));
     await partner.restart();
     const rollback = await eventually(
-      "BundleRollbackRejected firing",
       async () => firing(await alerts(prometheus), "BundleRollbackRejected", PARTNER_TD),
-      DEADLINE_MS,
-      explain,
+      { what: "BundleRollbackRejected firing", timeoutMs: DEADLINE_MS, intervalMs: 250, explain },
     );
     expect(rollback.labels).toMatchObject({ owner: "partner-team", trust_domain: PARTNER_TD });
     expect(Number(rollback.value)).toBeGreaterThanOrEqual(1);
@@ -157,7 +158,6 @@ describe("replica drift on live scrapes", () => {
     // Both replicas serve the one bundle one of them fetched, and both know its last success (the one that
     // did not poll reads the status the other wrote).
     const synced = await eventually(
-      "both replicas serving the partner's bundle",
       async () => {
         const [textA, textB] = await Promise.all([scrape(a), scrape(b)]);
         const [digestA, digestB] = [digestsIn(textA), digestsIn(textB)];
@@ -166,7 +166,7 @@ describe("replica drift on live scrapes", () => {
           ? digestA[0]
           : undefined;
       },
-      DEADLINE_MS,
+      { what: "both replicas serving the partner's bundle", timeoutMs: DEADLINE_MS, intervalMs: 250 },
     );
 
     const other = bundleOf([await createCa({ trustDomain: PARTNER_TD })], 2n, 300);
@@ -188,7 +188,6 @@ describe("replica drift on live scrapes", () => {
     expect(digestsIn(textB)).toEqual([injected]);
 
     const drift = await eventually(
-      "two digests of drift.test in Prometheus",
       async () => {
         const samples = await query(
           prometheus,
@@ -196,8 +195,12 @@ describe("replica drift on live scrapes", () => {
         );
         return samples[0]?.value[1] === "2" ? samples[0] : undefined;
       },
-      DEADLINE_MS,
-      () => prometheus.log(),
+      {
+        what: "two digests of drift.test in Prometheus",
+        timeoutMs: DEADLINE_MS,
+        intervalMs: 250,
+        explain: () => prometheus.log(),
+      },
     );
     expect(drift.metric).toEqual({ trust_domain: PARTNER_TD });
     const series = await query(prometheus, `bundlegate_bundle_info{trust_domain="${PARTNER_TD}"}`);

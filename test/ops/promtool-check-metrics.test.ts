@@ -29,13 +29,16 @@ beforeAll(async () => {
   partner = await startPartner(PARTNER_TD, bundleOf([partnerCa], 5n, 60));
   gateway = await startGateway({ partner });
   text = await eventually(
-    "the partner's first accepted fetch, in the scrape",
     async () => {
       const scraped = await scrape(gateway);
       return /^bundlegate_bundle_sequence\{trust_domain="partner\.test"\} 5$/m.test(scraped) ? scraped : undefined;
     },
-    20_000,
-    () => scrape(gateway),
+    {
+      what: "the partner's first accepted fetch, in the scrape",
+      timeoutMs: 20_000,
+      intervalMs: 250,
+      explain: () => scrape(gateway),
+    },
   );
 });
 

@@ -21,6 +21,8 @@ import { serializeSpiffeBundle } from "../../src/spiffe/codec.js";
 import { createCa, createWebCert, type Issued } from "../support/pki.js";
 import { freePort } from "../support/redis-server.js";
 
+export { eventually } from "../support/eventually.js";
+
 export const OWN_TD = "gateway.test";
 export const PROMTOOL = "/usr/bin/promtool";
 export const PROMETHEUS = "/usr/bin/prometheus";
@@ -306,22 +308,6 @@ export async function query(prometheus: PrometheusHandle, expression: string): P
   const body = (await reply.json()) as { status: string; data: { resultType: string; result: Sample[] } };
   if (body.status !== "success") throw new Error(`query ${expression}: ${JSON.stringify(body)}`);
   return body.data.result;
-}
-
-/** Polls `probe` until it returns a value, or fails with `what` and the last thing seen after `timeoutMs`. */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-  explain: () => Promise<string> | string = () => "",
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms\n${await explain()}`);
-    await sleep(250);
-  }
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

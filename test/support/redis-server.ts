@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
 import { Redis } from "ioredis";
+import { eventually } from "./eventually.js";
 
 export interface RedisServerHandle {
   readonly url: string;
@@ -68,21 +69,28 @@ export async function startRedisServer(): Promise<RedisServerHandle> {
 }
 
 async function waitForPing(url: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-      await client.ping();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`redis-server at ${url} did not start`, { cause: error });
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    } finally {
-      client.disconnect();
-    }
-  }
+  let refused: unknown;
+  await eventually(
+    async () => {
+      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      client.on("error", () => undefined);
+      try {
+        await client.connect();
+        await client.ping();
+        return true;
+      } catch (error) {
+        refused = error;
+        return undefined;
+      } finally {
+        client.disconnect();
+      }
+    },
+    {
+      what: `redis-server at ${url} answering PING`,
+      intervalMs: 50,
+      explain: () => `last error: ${refused instanceof Error ? refused.message : String(refused)}`,
+    },
+  );
 }
 
 async function flushAll(url: string): Promise<void> {

@@ -34,9 +34,9 @@ import type { Logger } from "../../logging.js";
 import { parseTrustDomain, type TrustDomain } from "../../spiffe/id.js";
 import type { AdminStore, AuditEntry, AuditQuery } from "../../store/admin-state.js";
 import type { FederationStore } from "../../store/federation-state.js";
-import { ApiError } from "../distribution/problem.js";
+import { ApiError, trustDomainParam } from "../distribution/problem.js";
 import { notFound, readOnly, revisionConflict, validationError, wrongState } from "./errors.js";
-import { relationshipSummary, relationshipView } from "./views.js";
+import { compact, relationshipSummary, relationshipView } from "./views.js";
 
 /** Spec fields whose change alters whom or what is trusted. */
 const TRUST_FIELDS = [
@@ -61,7 +61,7 @@ export type PreflightRunner = (relationship: Relationship) => Promise<ProbeRepor
 export interface AdminServiceOptions {
   readonly registry: ManagedRegistry;
   readonly store: AdminStore & FederationStore;
-  readonly engine: Pick<SyncEngine, "refreshNow" | "view">;
+  readonly engine: Pick<SyncEngine, "refreshNow" | "status">;
   readonly cache: BundleCache;
   readonly federation: FederationConfig;
   readonly clock: Clock;
@@ -86,7 +86,7 @@ export function createAdminService(options: AdminServiceOptions) {
   const historyLimit = federation.historyLimit;
 
   const entryOf = (name: string): { entry: ManagedEntry; relationship: Relationship } => {
-    const trustDomain = parseTrustDomainParam(name);
+    const trustDomain = trustDomainParam(name);
     const entry = registry.entry(trustDomain);
     const relationship = registry.get(trustDomain);
     if (!entry || !relationship) throw notFound(trustDomain);
@@ -111,7 +111,7 @@ export function createAdminService(options: AdminServiceOptions) {
     const input = {
       entry,
       relationship,
-      status: status ?? options.engine.view(td).status,
+      status: status ?? options.engine.status(td),
       cached: options.cache.get(td),
       quarantine,
       preflight: preflight === undefined ? undefined : (JSON.parse(preflight) as unknown),
@@ -222,17 +222,20 @@ export function createAdminService(options: AdminServiceOptions) {
     view,
 
     async list(filter: RelationshipFilter): Promise<Record<string, unknown>[]> {
-      const out: Record<string, unknown>[] = [];
-      for (const relationship of registry.list()) {
-        if (filter.state !== undefined && relationship.state !== filter.state) continue;
-        if (filter.owner !== undefined && relationship.owner !== filter.owner) continue;
-        if (filter.labels && Object.entries(filter.labels).some(([k, v]) => relationship.labels[k] !== v)) continue;
-        const summary = await view(relationship.trustDomain, false);
-        const staleness = (summary.staleness as { state: string }).state;
-        if (filter.staleness !== undefined && staleness !== filter.staleness) continue;
-        out.push(summary);
-      }
-      return out;
+      const matching = registry
+        .list()
+        .filter(
+          (relationship) =>
+            (filter.state === undefined || relationship.state === filter.state) &&
+            (filter.owner === undefined || relationship.owner === filter.owner) &&
+            (!filter.labels || Object.entries(filter.labels).every(([k, v]) => relationship.labels[k] === v)),
+        );
+      // The store reads of all relationships at once, not one round trip after another; order kept.
+      const summaries = await Promise.all(matching.map((relationship) => view(relationship.trustDomain, false)));
+      return summaries.filter(
+        (summary) =>
+          filter.staleness === undefined || (summary.staleness as { state: string }).state === filter.staleness,
+      );
     },
 
     async create(
@@ -359,7 +362,7 @@ export function createAdminService(options: AdminServiceOptions) {
       if (!registry.entry(trustDomain)) {
         // A delete cut short after its record went (the store failed between the two steps) leaves the
         // bundle behind; deleting again finishes it rather than answering 404 for ever.
-        const td = parseTrustDomainParam(trustDomain);
+        const td = trustDomainParam(trustDomain);
         const [bundle, status, quarantine] = await Promise.all([
           store.getBundle(td),
           store.getStatus(td),
@@ -424,7 +427,7 @@ export function createAdminService(options: AdminServiceOptions) {
       logger.info({ trustDomain, actor: caller.id, result: outcome?.result }, "refresh requested");
       const cached = options.cache.get(relationship.trustDomain);
       return {
-        outcome: compactRecord({
+        outcome: compact({
           result: outcome?.result ?? "skipped",
           error_code: outcome?.result.startsWith("ERR_") ? outcome.result : undefined,
           sequence: cached?.stored.sequence,
@@ -576,16 +579,6 @@ function quarantineMismatch(trustDomain: string, digest: string, held: string | 
   );
 }
 
-/** A trust domain named in a path: 400 with the parser's code when it is not one. */
-export function parseTrustDomainParam(value: string): TrustDomain {
-  try {
-    return parseTrustDomain(value);
-  } catch (error) {
-    const code = error instanceof BundlegateError ? error.code : "ERR_TRUST_DOMAIN_INVALID";
-    throw new ApiError(400, code, "Bad Request", `not a trust domain: ${(error as Error).message}`);
-  }
-}
-
 function trustDomainOf(input: unknown): TrustDomain | undefined {
   if (typeof input !== "object" || input === null) return undefined;
   const value = (input as Record<string, unknown>).trust_domain;
@@ -595,8 +588,4 @@ function trustDomainOf(input: unknown): TrustDomain | undefined {
   } catch {
     return undefined;
   }
-}
-
-function compactRecord(value: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
 }

@@ -16,7 +16,8 @@ export const DUE_WINDOW_MS = 14 * 86_400_000;
 
 const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
 
-function compact<T extends Record<string, unknown>>(value: T): T {
+/** The object without its undefined members, so JSON answers omit what is not known. */
+export function compact<T extends Record<string, unknown>>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 

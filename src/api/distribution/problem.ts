@@ -7,6 +7,7 @@
  */
 import type { Response } from "express";
 import { BundlegateError, isBundlegateError } from "../../errors.js";
+import { parseTrustDomain, type TrustDomain } from "../../spiffe/id.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
@@ -94,4 +95,15 @@ export function sendProblem(res: Response, problem: Problem): void {
   res.setHeader("Cache-Control", "no-store");
   res.setHeader("X-Content-Type-Options", "nosniff");
   res.end(body);
+}
+
+/** A trust domain named in a request path: 400 with the parser's code when it is not one. */
+export function trustDomainParam(value: unknown): TrustDomain {
+  try {
+    return parseTrustDomain(typeof value === "string" ? value : "");
+  } catch (error) {
+    const code = isBundlegateError(error) ? error.code : "ERR_API_BAD_TRUST_DOMAIN";
+    const detail = error instanceof Error ? error.message : "invalid trust domain name";
+    throw new ApiError(400, code, "Invalid trust domain", detail, { cause: error });
+  }
 }

@@ -36,15 +36,13 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from "express";
 import type { Clock } from "../../clock.js";
 import { ifNoneMatchMatches } from "../../endpoint/handler.js";
-import { isBundlegateError } from "../../errors.js";
 import type { BundleCache } from "../../federation/bundle-cache.js";
 import type { RelationshipRegistry } from "../../federation/registry.js";
 import { type Logger, silentLogger } from "../../logging.js";
-import { parseTrustDomain, type TrustDomain } from "../../spiffe/id.js";
 import type { FederationStore, HistoryEntry } from "../../store/federation-state.js";
-import type { TrustDomainPredicate } from "../auth/consumer-auth.js";
+import { allowedTrustDomainsOf } from "../auth/consumer-auth.js";
 import { type ChangeEvent, createChangeFeed } from "./change-feed.js";
-import { ApiError, problemOf, sendProblem } from "./problem.js";
+import { ApiError, problemOf, sendProblem, trustDomainParam } from "./problem.js";
 import {
   type BundleFormat,
   bundleMap,
@@ -105,7 +103,7 @@ export function createDistributionRouter(options: DistributionRouterOptions): Di
   const router = express.Router({ caseSensitive: true, strict: false });
 
   router.get("/v1/bundles", authorize, (req, res) => {
-    const visible = visibleTrustDomains(res);
+    const visible = allowedTrustDomainsOf(res);
     const served = feed.allServed();
     const map = bundleMap(served.filter((entry) => visible(entry.trustDomain)));
     sendRepresentation(req, res, map);
@@ -114,7 +112,7 @@ export function createDistributionRouter(options: DistributionRouterOptions): Di
   router.get("/v1/bundles/watch", authorize, (req, res) => {
     const header = req.headers["last-event-id"];
     const resumeFrom = typeof header === "string" ? header.trim() : undefined;
-    const visible = visibleTrustDomains(res);
+    const visible = allowedTrustDomainsOf(res);
     const shown = (event: ChangeEvent) => visible(event.trustDomain);
     res.status(200);
     res.setHeader("Content-Type", "text/event-stream; charset=utf-8");
@@ -165,7 +163,7 @@ export function createDistributionRouter(options: DistributionRouterOptions): Di
   });
 
   router.get("/v1/bundles/:trustDomain", authorize, (req, res) => {
-    const trustDomain = trustDomainParam(req);
+    const trustDomain = trustDomainParam(req.params.trustDomain);
     const format = formatParam(req);
     const waitMs = waitParam(req);
     const entry = feed.served(trustDomain);
@@ -210,7 +208,7 @@ export function createDistributionRouter(options: DistributionRouterOptions): Di
   });
 
   router.get("/v1/bundles/:trustDomain/history", authorize, async (req, res) => {
-    const trustDomain = trustDomainParam(req);
+    const trustDomain = trustDomainParam(req.params.trustDomain);
     const limit = limitParam(req);
     // History is told for active relationships only, bundle or not (a new one may not have one yet).
     if (registry.get(trustDomain)?.state !== "active") throw notServed(trustDomain);
@@ -247,15 +245,6 @@ export function createDistributionRouter(options: DistributionRouterOptions): Di
       feed.close();
     },
   });
-}
-
-/**
- * The trust domains `authorize` lets this caller read, when it said (the consumer authentication always
- * does, once it has let a request through); undefined when it left no predicate, meaning all of them.
- */
-function visibleTrustDomains(res: Response): TrustDomainPredicate {
-  const predicate: unknown = res.locals.allowedTrustDomains;
-  return typeof predicate === "function" ? (predicate as TrustDomainPredicate) : () => false;
 }
 
 function sendRepresentation(req: Request, res: Response, served: Representation): void {
@@ -313,18 +302,6 @@ function notServed(trustDomain: string): ApiError {
     "Bundle not found",
     `no bundle is served for trust domain ${trustDomain}`,
   );
-}
-
-function trustDomainParam(req: Request): TrustDomain {
-  const param = req.params.trustDomain;
-  const raw = typeof param === "string" ? param : "";
-  try {
-    return parseTrustDomain(raw);
-  } catch (error) {
-    const code = isBundlegateError(error) ? error.code : "ERR_API_BAD_TRUST_DOMAIN";
-    const detail = error instanceof Error ? error.message : "invalid trust domain name";
-    throw new ApiError(400, code, "Invalid trust domain", detail, { cause: error });
-  }
 }
 
 /** The one string value of a query parameter; repeating it is an error, not a choice. */

@@ -1,11 +1,11 @@
 /** `bundlegate bundle inspect FILE`: read a bundle exactly as the gateway would and say what it holds. */
-import { BundlegateError, isBundlegateError } from "../../errors.js";
+import { isBundlegateError } from "../../errors.js";
 import { serializeSpiffeBundle } from "../../spiffe/codec.js";
-import { parseTrustDomain, type TrustDomain } from "../../spiffe/id.js";
 import { type BundleInspection, inspectBundle } from "../../spiffe/inspect.js";
 import { serializePem } from "../../spiffe/pem.js";
 import { type BundleFormat, parseBundle } from "../../spiffe/read.js";
-import { CliExit, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from "../io.js";
+import { readBytes, trustDomainArgument } from "../admin-context.js";
+import { type CliIo, EXIT_OK, EXIT_REJECTED } from "../io.js";
 import { renderInspection } from "../render-inspection.js";
 
 export interface BundleInspectOptions {
@@ -17,8 +17,8 @@ export interface BundleInspectOptions {
 
 export async function bundleInspect(file: string, options: BundleInspectOptions, io: CliIo): Promise<number> {
   const trustDomain =
-    options.trustDomain === undefined ? undefined : usageChecked(() => parseTrustDomain(options.trustDomain!), io);
-  const bytes = await readInput(file, io);
+    options.trustDomain === undefined ? undefined : trustDomainArgument(options.trustDomain, io, "--trust-domain");
+  const bytes = await readBytes(undefined, file, io);
 
   let parsed: ReturnType<typeof parseBundle>;
   try {
@@ -56,25 +56,4 @@ export async function bundleInspect(file: string, options: BundleInspectOptions,
 
 function unusableReason(inspection: BundleInspection): string {
   return inspection.authorities.length === 0 ? "the bundle has no authorities" : "no authority is valid now";
-}
-
-async function readInput(file: string, io: CliIo): Promise<Uint8Array> {
-  try {
-    return file === "-" ? await io.readStdin() : await io.readFile(file);
-  } catch (cause) {
-    const reason = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
-    const error = new BundlegateError("ERR_FILE_UNREADABLE", `cannot read ${file}: ${reason}`, { cause });
-    io.stderr(`${error.code}: ${error.message}\n`);
-    throw new CliExit(EXIT_USAGE);
-  }
-}
-
-function usageChecked(parse: () => TrustDomain, io: CliIo): TrustDomain {
-  try {
-    return parse();
-  } catch (error) {
-    if (!isBundlegateError(error)) throw error;
-    io.stderr(`--trust-domain: ${error.code}: ${error.message}\n`);
-    throw new CliExit(EXIT_USAGE);
-  }
 }

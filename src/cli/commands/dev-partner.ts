@@ -7,7 +7,7 @@
  * over https_spiffe, verifies its X509-SVID against the bootstrap bundle, accepts the partner's bundle and
  * from then on verifies the endpoint against that accepted bundle, as it would a real partner.
  */
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ListenAddress, type RunningApp, startApp } from "../../app.js";
 import type { Clock } from "../../clock.js";
@@ -19,6 +19,7 @@ import { createDevPki } from "../../sources/dev-pki.js";
 import type { TrustBundle } from "../../spiffe/bundle.js";
 import { serializeSpiffeBundle } from "../../spiffe/codec.js";
 import type { TrustDomain } from "../../spiffe/id.js";
+import { writeSecret } from "../secret-file.js";
 
 /**
  * The partner publishes a one-minute refresh hint (the smallest the gateway accepts by default), so the
@@ -130,9 +131,4 @@ export function demoPartnerRelationship(partner: DevPartner): Relationship {
     state: "active",
     origin: "config",
   };
-}
-
-async function writeSecret(path: string, content: string): Promise<void> {
-  await writeFile(path, content, { mode: 0o600 });
-  await chmod(path, 0o600);
 }

@@ -9,7 +9,7 @@
  * from the first seconds. Stopping stops both.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ADMIN_SCOPES } from "../../api/auth/admin-auth.js";
 import { type RunningApp, startApp } from "../../app.js";
@@ -18,14 +18,15 @@ import { parseConfig } from "../../config/load.js";
 import type { FederationConfig } from "../../config/types.js";
 import { isBundlegateError } from "../../errors.js";
 import { refreshIntervalSeconds } from "../../federation/schedule.js";
-import { staleness } from "../../federation/staleness.js";
 import type { RefreshOutcome } from "../../federation/updater.js";
 import { createLogger, type Logger, type LogLevel } from "../../logging.js";
 import { createDevPki } from "../../sources/dev-pki.js";
 import { serializeSpiffeBundle } from "../../spiffe/codec.js";
-import { parseTrustDomain, type TrustDomain } from "../../spiffe/id.js";
+import type { TrustDomain } from "../../spiffe/id.js";
 import { openEmbeddedStore } from "../../store/embedded/embedded-store.js";
-import { type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from "../io.js";
+import { trustDomainArgument } from "../admin-context.js";
+import { CliExit, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from "../io.js";
+import { writeSecret } from "../secret-file.js";
 import { type DevPartner, demoPartnerRelationship, startDevPartner } from "./dev-partner.js";
 
 export const DEFAULT_PARTNER_TRUST_DOMAIN = "partner.dev.bundlegate.test";
@@ -48,21 +49,19 @@ export interface DevOptions {
 }
 
 export async function dev(options: DevOptions, io: CliIo): Promise<number> {
-  let trustDomain: ReturnType<typeof parseTrustDomain>;
-  try {
-    trustDomain = parseTrustDomain(options.trustDomain);
-  } catch (error) {
-    if (!isBundlegateError(error)) throw error;
-    io.stderr(`--trust-domain: ${error.code}: ${error.message}\n`);
-    return EXIT_USAGE;
-  }
+  let trustDomain: TrustDomain;
   let partnerTrustDomain: TrustDomain;
   try {
-    partnerTrustDomain = parseTrustDomain(options.partnerTrustDomain ?? DEFAULT_PARTNER_TRUST_DOMAIN);
+    trustDomain = trustDomainArgument(options.trustDomain, io, "--trust-domain");
+    partnerTrustDomain = trustDomainArgument(
+      options.partnerTrustDomain ?? DEFAULT_PARTNER_TRUST_DOMAIN,
+      io,
+      "--partner-trust-domain",
+    );
   } catch (error) {
-    if (!isBundlegateError(error)) throw error;
-    io.stderr(`--partner-trust-domain: ${error.code}: ${error.message}\n`);
-    return EXIT_USAGE;
+    // dev() returns its exit status (tests call it directly) rather than throwing it.
+    if (error instanceof CliExit) return error.exitCode;
+    throw error;
   }
   if (partnerTrustDomain === trustDomain) {
     io.stderr(
@@ -212,15 +211,10 @@ function describeRelationship(
   first: RefreshOutcome | undefined,
   federation: FederationConfig,
 ): string {
-  const status = app.engine.view(trustDomain).status;
+  const { status, health } = app.engine.view(trustDomain);
   const cached = app.cache.get(trustDomain);
   const hint = cached?.bundle.refreshHintSeconds;
-  const state = staleness({
-    lastSuccessAt: status?.lastSuccessAt === undefined ? undefined : new Date(status.lastSuccessAt),
-    hintSeconds: hint,
-    federation,
-    now: systemClock.now(),
-  }).state;
+  const state = health?.staleness.state ?? "never_synced";
   const result = first?.result ?? status?.lastResult ?? "not fetched yet";
   const held = cached?.stored.sequence;
   const sequence =
@@ -254,9 +248,4 @@ function startFailed(error: unknown, io: CliIo, what: string, portFlags: string)
     io.stderr(`another process holds one of the ports: pass ${portFlags}\n`);
   }
   return EXIT_REJECTED;
-}
-
-async function writeSecret(path: string, content: string): Promise<void> {
-  await writeFile(path, content, { mode: 0o600 });
-  await chmod(path, 0o600);
 }

@@ -3,7 +3,8 @@
  * The work is `probeEndpoint` (src/federation/probe.ts); this file reads the files, builds the fetcher and
  * prints the report.
  */
-import { BundlegateError, isBundlegateError } from "../../errors.js";
+import { CONFIG_DEFAULTS } from "../../config/schema.js";
+import { isBundlegateError } from "../../errors.js";
 import { createBundleFetcher, type FetcherOptions, type PeerInfo } from "../../federation/fetcher/index.js";
 import {
   createPeerDiagnosis,
@@ -14,8 +15,8 @@ import {
   probeEndpoint,
 } from "../../federation/probe.js";
 import type { TrustBundle } from "../../spiffe/bundle.js";
-import { DEFAULT_MAX_BUNDLE_BYTES } from "../../spiffe/codec.js";
 import { parseBundle } from "../../spiffe/read.js";
+import { readBytes, readText } from "../admin-context.js";
 import { CliExit, type CliIo, EXIT_OK, EXIT_REJECTED, EXIT_USAGE } from "../io.js";
 import { renderInspection } from "../render-inspection.js";
 import { VERSION } from "../version.js";
@@ -33,12 +34,13 @@ export interface ProbeOptions {
   readonly json: boolean;
 }
 
+/** The gateway's own fetch limits (federation.* in the config), so a probe fetches as `serve` would. */
 export const PROBE_DEFAULTS = {
-  maxBytes: DEFAULT_MAX_BUNDLE_BYTES,
-  connectTimeoutMs: 5_000,
-  headersTimeoutMs: 10_000,
-  totalTimeoutMs: 30_000,
-  maxRedirects: 3,
+  maxBytes: CONFIG_DEFAULTS.federation.max_bundle_bytes,
+  connectTimeoutMs: CONFIG_DEFAULTS.federation.connect_timeout_ms,
+  headersTimeoutMs: CONFIG_DEFAULTS.federation.headers_timeout_ms,
+  totalTimeoutMs: CONFIG_DEFAULTS.federation.total_timeout_ms,
+  maxRedirects: CONFIG_DEFAULTS.federation.max_redirects,
 } as const;
 
 /** The command-line flag for each input field, so usage errors name what the operator typed. */
@@ -58,7 +60,7 @@ export async function probe(url: string, options: ProbeOptions, io: CliIo): Prom
   const proxyEnv = proxyEnvironment(io);
   const [bundle, caPem, previous] = [
     options.bundle === undefined ? undefined : await readBundle("--bundle", options.bundle, io),
-    options.ca === undefined ? undefined : new TextDecoder().decode(await readInput("--ca", options.ca, io)),
+    options.ca === undefined ? undefined : await readText("--ca", options.ca, io, { stdin: false }),
     options.previous === undefined ? undefined : await readBundle("--previous", options.previous, io),
   ];
   const input: ProbeInput = {
@@ -190,23 +192,12 @@ function proxyEnvironment(io: CliIo): { httpsProxy?: string; noProxy?: string } 
 }
 
 async function readBundle(flag: string, file: string, io: CliIo): Promise<TrustBundle> {
-  const bytes = await readInput(flag, file, io);
+  const bytes = await readBytes(flag, file, io, { stdin: false });
   try {
     return parseBundle(bytes).bundle;
   } catch (error) {
     if (!isBundlegateError(error)) throw error;
     io.stderr(`${flag}: ${error.code}: ${file}: ${error.message}\n`);
-    throw new CliExit(EXIT_USAGE);
-  }
-}
-
-async function readInput(flag: string, file: string, io: CliIo): Promise<Uint8Array> {
-  try {
-    return await io.readFile(file);
-  } catch (cause) {
-    const reason = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
-    const error = new BundlegateError("ERR_FILE_UNREADABLE", `cannot read ${file}: ${reason}`, { cause });
-    io.stderr(`${flag}: ${error.code}: ${error.message}\n`);
     throw new CliExit(EXIT_USAGE);
   }
 }

@@ -5,6 +5,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import {
   type AdminOptions,
+  parseLabels,
   type Runner,
   relationshipPath,
   repeatable,
@@ -59,10 +60,8 @@ export function registerRelationshipsCommands(program: Command, io: CliIo, run: 
   ).action((options: ListOptions) =>
     run(() =>
       runAdmin(io, options, async ({ client, io, json, printJson }) => {
-        for (const label of options.label) {
-          if (label.indexOf("=") <= 0)
-            usageError(io, "--label", "ERR_CLI_USAGE", `${JSON.stringify(label)} is not key=value`);
-        }
+        // Checked as create and update check theirs; the API takes the filters as they were typed.
+        parseLabels(options.label, io);
         const query: [string, string][] = [];
         if (options.state !== undefined) query.push(["state", options.state]);
         if (options.owner !== undefined) query.push(["owner", options.owner]);

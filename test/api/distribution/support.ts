@@ -28,6 +28,8 @@ import type { StoredBundle } from "../../../src/store/federation-state.js";
 import type { Store } from "../../../src/store/types.js";
 import { createCa, createJwtKey, type JsonWebKey } from "../../support/pki.js";
 
+export { eventually } from "../../support/eventually.js";
+
 export const ACTIVE = "partner.test" as TrustDomain;
 export const SECOND = "second.test" as TrustDomain;
 export const PENDING = "pending.test" as TrustDomain;
@@ -294,13 +296,4 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
     req.on("error", reject);
     req.end();
   });
-}
-
-/** Polls until `check` holds (for server-side effects a client cannot observe directly). */
-export async function eventually(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }

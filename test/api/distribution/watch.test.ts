@@ -185,7 +185,7 @@ describe("SSE /v1/bundles/watch", () => {
     expect((await stream.waitForEvents(2)).map((event) => event.id)).toEqual(["3", "4"]);
   });
 
-  it("tells a suspension as digest null and an activation as the bundle, and never throws into cache.put", async () => {
+  it("tells a suspension as digest null and an activation as the bundle", async () => {
     const registry = mutableRegistry([relationship(ACTIVE, "active"), relationship(PENDING, "pending")]);
     let pendingBundle: ReturnType<typeof put> | undefined;
     const harness = await startHarness({
@@ -213,10 +213,6 @@ describe("SSE /v1/bundles/watch", () => {
     expect((await get(`${harness.url}/v1/bundles/${ACTIVE}`)).status).toBe(404);
     expect((await get(`${harness.url}/v1/bundles/${PENDING}`)).status).toBe(200);
     expect(Object.keys(JSON.parse((await get(`${harness.url}/v1/bundles`)).text).trust_domains)).toEqual([PENDING]);
-
-    // A consumer whose socket is gone mid-write cannot make the sync engine's cache.put throw.
-    stream.close();
-    expect(() => put(harness.cache, PENDING, bundleFor(0))).not.toThrow();
   });
 
   it("sends heartbeat comments and releases the stream when the client goes", async () => {

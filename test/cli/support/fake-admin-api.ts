@@ -1,6 +1,7 @@
 /**
  * A small in-memory stand-in for the admin API, enough of the contract for the CLI tests: it records every
- * request (method, path, query, headers, body) and answers like the API does, with problem+json errors.
+ * request (method, path, query, headers, body) and answers like the API does, with problem+json errors and
+ * the API's own codes (src/api/admin/errors.ts, service.ts).
  *
  * The server and the handler are separate: `serveAdminApi` takes any node request listener (an express app
  * is one), so an end-to-end test can serve the real admin router the same way and keep the CLI assertions.
@@ -166,7 +167,12 @@ export function createFakeAdminApi(options: FakeAdminApiOptions): FakeAdminApi {
           { path: "endpoint_url", message: "must be an https URL" },
         ]);
       }
-      if (relationships.has(td)) return problem(res, 409, "ERR_RELATIONSHIP_EXISTS", `${td} exists`);
+      if (relationships.has(td)) {
+        const duplicate = `duplicate: a relationship for ${td} already exists (made through the API)`;
+        return problem(res, 400, "ERR_API_VALIDATION", `the request has invalid fields: trust_domain: ${duplicate}`, [
+          { path: "trust_domain", message: duplicate },
+        ]);
+      }
       const view = sampleView(td, {
         state: "pending",
         owner: body.owner,
@@ -197,7 +203,7 @@ export function createFakeAdminApi(options: FakeAdminApiOptions): FakeAdminApi {
     }
 
     const match = /^\/v1\/relationships\/([^/]+)(\/.*)?$/.exec(path);
-    if (!match) return problem(res, 404, "ERR_API_NOT_FOUND", `no route ${method} ${path}`);
+    if (!match) return notRouted(res, method, path);
     const td = decodeURIComponent(match[1]!);
     const action = match[2] ?? "";
     const view = relationships.get(td);
@@ -223,7 +229,7 @@ export function createFakeAdminApi(options: FakeAdminApiOptions): FakeAdminApi {
       const changes = Object.fromEntries(Object.entries(body ?? {}).map(([k, v]) => [k, v === null ? undefined : v]));
       return json(res, 200, { relationship: save(changes) });
     }
-    if (method !== "POST") return problem(res, 404, "ERR_API_NOT_FOUND", `no route ${method} ${path}`);
+    if (method !== "POST") return notRouted(res, method, path);
     switch (action) {
       case "/approve":
         if (view.state !== "pending") {
@@ -248,10 +254,16 @@ export function createFakeAdminApi(options: FakeAdminApiOptions): FakeAdminApi {
       case "/quarantine/accept":
       case "/quarantine/discard": {
         const held = view.quarantine as { digest?: string; sequence?: string } | undefined;
-        if (held === undefined)
-          return problem(res, 409, "ERR_NOTHING_QUARANTINED", `no bundle of ${td} is in quarantine`);
+        if (held === undefined) {
+          return problem(res, 409, "ERR_QUARANTINE_MISMATCH", `no bundle of ${td} is quarantined`);
+        }
         if (body?.digest !== held.digest) {
-          return problem(res, 409, "ERR_QUARANTINE_DIGEST_MISMATCH", "the quarantined bundle has another digest");
+          return problem(
+            res,
+            409,
+            "ERR_QUARANTINE_MISMATCH",
+            `the quarantined bundle of ${td} is ${held.digest}, not ${String(body?.digest)}; look at it again before deciding`,
+          );
         }
         const accepted =
           action === "/quarantine/accept"
@@ -262,7 +274,7 @@ export function createFakeAdminApi(options: FakeAdminApiOptions): FakeAdminApi {
         });
       }
       default:
-        return problem(res, 404, "ERR_API_NOT_FOUND", `no route ${method} ${path}`);
+        return notRouted(res, method, path);
     }
   }
 
@@ -288,6 +300,14 @@ function readBody(req: IncomingMessage): Promise<string> {
 function json(res: ServerResponse, status: number, value: unknown): void {
   res.writeHead(status, { "content-type": "application/json" });
   res.end(writeJsonExact(value));
+}
+
+/** What express answers for a route nobody mounted: its own 404 page, not a problem document. */
+function notRouted(res: ServerResponse, method: string, path: string): void {
+  res.writeHead(404, { "content-type": "text/html; charset=utf-8" });
+  res.end(
+    `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n<body>\n<pre>Cannot ${method} ${path}</pre>\n</body>\n</html>\n`,
+  );
 }
 
 function problem(

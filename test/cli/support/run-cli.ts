@@ -35,3 +35,14 @@ export async function runCapturing(args: readonly string[], overrides: IoOverrid
   const code = await runCli(args, io);
   return { code, stdout, stderr };
 }
+
+/** An io.readFile serving `files` (text or bytes) by name; any other name fails with ENOENT, as a missing file does. */
+export function memoryFiles(files: ReadonlyMap<string, string | Uint8Array>): CliIo["readFile"] {
+  return async (path) => {
+    const content = files.get(path);
+    if (content === undefined) {
+      throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: "ENOENT" });
+    }
+    return typeof content === "string" ? new TextEncoder().encode(content) : content;
+  };
+}

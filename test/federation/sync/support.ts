@@ -11,7 +11,6 @@ import type { LookupAddress, LookupOptions } from "node:dns";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import { type AddressInfo, isIP, type Socket } from "node:net";
-import { vi } from "vitest";
 import { systemClock } from "../../../src/clock.js";
 import type { FederationConfig } from "../../../src/config/types.js";
 import { type BundleCache, createBundleCache } from "../../../src/federation/bundle-cache.js";
@@ -32,6 +31,7 @@ import { openEmbeddedStore } from "../../../src/store/embedded/embedded-store.js
 import type { RelationshipStatus } from "../../../src/store/federation-state.js";
 import { openRedisStore } from "../../../src/store/redis/redis-store.js";
 import type { Store } from "../../../src/store/types.js";
+import { eventually } from "../../support/eventually.js";
 import { createCa, type Issued, pemChain } from "../../support/pki.js";
 import { servedBundleOf } from "../../support/served-bundle.js";
 
@@ -373,20 +373,31 @@ export function useCleanup(onTestFinished: (fn: () => Promise<void>) => void): C
   return cleanup;
 }
 
-/** Polls `read` until `accept` holds; returns the accepted value. Fails with the last value seen. */
+/**
+ * Polls `read` until `accept` holds; returns the accepted value. A read that throws (a store in an outage)
+ * is tried again; the failure names the last value or error seen.
+ */
 export async function waitUntil<T>(
   read: () => Promise<T> | T,
   accept: (value: T) => boolean,
   timeoutMs = 10_000,
 ): Promise<T> {
-  return vi.waitFor(
+  let last = "nothing read";
+  const accepted = await eventually(
     async () => {
-      const value = await read();
-      if (!accept(value)) throw new Error(`condition not met; last value: ${describeValue(value)}`);
-      return value;
+      try {
+        const value = await read();
+        // Boxed: an accepted value may itself be undefined.
+        if (accept(value)) return { value };
+        last = `last value: ${describeValue(value)}`;
+      } catch (error) {
+        last = `last error: ${error instanceof Error ? error.message : String(error)}`;
+      }
+      return undefined;
     },
-    { timeout: timeoutMs, interval: 25 },
+    { timeoutMs, explain: () => last },
   );
+  return accepted.value;
 }
 
 function describeValue(value: unknown): string {
