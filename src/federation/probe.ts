@@ -1,21 +1,6 @@
-/**
- * A probe of a partner's bundle endpoint: one fetch with every check the sync engine applies (profile,
- * redirects, SSRF guard, caps, codec, inspection, trust policy), reporting what was learnt instead of
- * storing anything. `bundlegate probe` prints it; a relationship keeps it as its preflight.
- *
- * A failure comes with a hint that says what to do next. Some hints need to know what the server presented
- * although the fetch refused it (Node's Web PKI verification fails before the fetcher sees a certificate),
- * so TLS failures may be followed by a diagnostic handshake: same SSRF guard, verification off, no request
- * sent, the socket closed at once. What it learns is reported as `presentedPeer` and only ever shapes the
- * hint; nothing fetched or trusted depends on it.
- *
- * The report is plain JSON (no bigint, no Buffer), so it can be printed, stored and served as it is.
- */
-import { X509Certificate } from "node:crypto";
 import { lookup as dnsLookup } from "node:dns";
 import { isIP } from "node:net";
 import { performance } from "node:perf_hooks";
-import { createSecureContext } from "node:tls";
 import { BundlegateError, type BundlegateErrorOptions, isBundlegateError } from "../errors.js";
 import { type AuthorityIndex, EMPTY_AUTHORITY_INDEX } from "../policy/authority-index.js";
 import { decideBundle } from "../policy/decide.js";
@@ -28,6 +13,7 @@ import { detectBundleFormat } from "../spiffe/read.js";
 import { connectDirect, type DnsLookup, type TlsPolicy } from "./fetcher/connection.js";
 import {
   type BundleFetcher,
+  checkedCaContext,
   createSsrfGuard,
   FetchError,
   type FetchProfile,
@@ -147,8 +133,6 @@ interface CheckedInput {
   readonly allowedCidrs: readonly string[];
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
-
 /** Throws ProbeUsageError naming the first unusable field; nothing is fetched for an unusable probe. */
 export function checkProbeInput(input: ProbeInput): CheckedInput {
   const usage = (field: keyof ProbeInput, message: string, cause?: unknown): ProbeUsageError =>
@@ -228,13 +212,15 @@ export function checkProbeInput(input: ProbeInput): CheckedInput {
 }
 
 function checkCaPem(pem: string, fail: (message: string, cause?: unknown) => Error): void {
-  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
-  if (blocks.length === 0) throw fail("the CA file holds no PEM CERTIFICATE block");
+  // The fetcher's own check, so the probe refuses exactly the CA files a fetch would.
   try {
-    for (const block of blocks) new X509Certificate(block);
-    createSecureContext({ ca: pem });
+    checkedCaContext(pem);
   } catch (error) {
-    throw fail(`the CA file holds a certificate that does not parse: ${(error as Error).message}`, error);
+    const reason = (error as { cause?: unknown }).cause;
+    throw fail(
+      `the CA file holds no readable certificate: ${reason instanceof Error ? reason.message : "unreadable"}`,
+      error,
+    );
   }
 }
 

@@ -536,7 +536,8 @@ function checkProfile(profile: FetchProfile): FetchProfile {
 }
 
 /** Node would quietly trust nothing (or fail obscurely mid-handshake) with an unreadable CA file. */
-function checkedCaContext(caPem: string): SecureContext {
+/** A TLS context trusting these CA certificates; ERR_FETCH_CONFIG when the PEM holds none that parses. */
+export function checkedCaContext(caPem: string): SecureContext {
   const blocks = caPem.match(PEM_CERTIFICATE) ?? [];
   try {
     if (blocks.length === 0) throw new Error("no CERTIFICATE block");

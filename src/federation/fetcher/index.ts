@@ -1,6 +1,7 @@
 export { FETCH_ERROR_CODES, FetchError, type FetchErrorCode, isFetchError } from "./errors.js";
 export {
   type BundleFetcher,
+  checkedCaContext,
   createBundleFetcher,
   type FetcherOptions,
   type FetchProfile,
