@@ -46,7 +46,7 @@ import type { Logger } from "../logging.js";
 import type { TrustBundle, X509Authority } from "../spiffe/bundle.js";
 import { checkSingleDerSequence, derElementLength } from "../spiffe/der.js";
 import { parseSpiffeId } from "../spiffe/id.js";
-import { derToPem } from "../spiffe/pem.js";
+import { derToPem, PEM_BASE64_BODY, splitPemBlocks } from "../spiffe/pem.js";
 import { watchFiles } from "./file-watch.js";
 import type { TlsCredentials, Watched } from "./types.js";
 
@@ -160,22 +160,15 @@ function readTlv(bytes: Uint8Array, offset: number): { tag: number; contentStart
   return { tag, contentStart: offset + header, end: offset + length };
 }
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
-const BASE64_BODY = /^[A-Za-z0-9+/=\s]*$/;
-
 /**
  * The certificates of a PEM chain, in file order. Other blocks (a private key kept in the same file, a CRL)
  * are skipped, as OpenSSL does: only certificates travel on to TLS.
  */
 function parseChainPem(certPem: string): ParsedCertificate[] {
-  const blocks = [...certPem.matchAll(PEM_BLOCK)];
-  const begins = certPem.match(/-----BEGIN /g)?.length ?? 0;
-  if (begins !== blocks.length) throw pemInvalid("a PEM block has no matching END line");
   const chain: ParsedCertificate[] = [];
-  blocks.forEach(([, label = "", body = "", endLabel], index) => {
-    if (label !== endLabel) throw pemInvalid(`PEM block ${index}: BEGIN ${label} closed by END ${endLabel}`, { index });
-    if (label !== "CERTIFICATE") return;
-    if (!BASE64_BODY.test(body)) throw pemInvalid(`PEM block ${index} is not base64`, { index });
+  for (const { index, label, body } of splitPemBlocks(certPem, (message, details) => pemInvalid(message, details))) {
+    if (label !== "CERTIFICATE") continue;
+    if (!PEM_BASE64_BODY.test(body)) throw pemInvalid(`PEM block ${index} is not base64`, { index });
     const where = `PEM block ${index}`;
     let der: Uint8Array | undefined;
     try {
@@ -185,7 +178,7 @@ function parseChainPem(certPem: string): ParsedCertificate[] {
     }
     if (!der) throw pemInvalid(`${where} is not a DER certificate`, { index });
     chain.push(parseCertificate(Buffer.from(der), where));
-  });
+  }
   if (chain.length === 0) throw pemInvalid("no CERTIFICATE block found");
   if (chain.length > MAX_CHAIN_CERTIFICATES) {
     throw pemInvalid(`${chain.length} certificates, over the limit of ${MAX_CHAIN_CERTIFICATES}`, {

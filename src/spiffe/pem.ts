@@ -14,7 +14,31 @@ import { InvalidBundleError } from "./errors.js";
 import { type BundleWarning, warning } from "./warnings.js";
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
-const BASE64_BODY = /^[A-Za-z0-9+/=\s]*$/;
+/** A PEM block's body: base64 and line breaks, nothing else. */
+export const PEM_BASE64_BODY = /^[A-Za-z0-9+/=\s]*$/;
+
+export interface PemBlock {
+  readonly index: number;
+  readonly label: string;
+  readonly body: string;
+}
+
+/**
+ * The blocks of a PEM text, in order, each BEGIN matched by an END of the same label. Bundles and
+ * certificate chains are split here; `fail` makes the caller's own coded error.
+ */
+export function splitPemBlocks(
+  text: string,
+  fail: (message: string, details?: Record<string, unknown>) => Error,
+): PemBlock[] {
+  const matches = [...text.matchAll(BLOCK)];
+  const begins = text.match(/-----BEGIN /g)?.length ?? 0;
+  if (begins !== matches.length) throw fail("a PEM block has no matching END line");
+  return matches.map(([, label = "", body = "", endLabel], index) => {
+    if (label !== endLabel) throw fail(`PEM block ${index}: BEGIN ${label} closed by END ${endLabel}`, { index });
+    return { index, label, body };
+  });
+}
 
 export function parsePemBundle(input: Uint8Array | string, limits: BundleReadLimits = {}): ParsedBundle {
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BUNDLE_BYTES;
@@ -27,9 +51,10 @@ export function parsePemBundle(input: Uint8Array | string, limits: BundleReadLim
     });
   }
 
-  const blocks = [...text.matchAll(BLOCK)];
-  const begins = text.match(/-----BEGIN /g)?.length ?? 0;
-  if (begins !== blocks.length) throw new InvalidBundleError("ERR_PEM_INVALID", "a PEM block has no matching END line");
+  const blocks = splitPemBlocks(
+    text,
+    (message, details) => new InvalidBundleError("ERR_PEM_INVALID", message, details ? { details } : {}),
+  );
   if (blocks.length > maxKeys) {
     throw new InvalidBundleError(
       "ERR_BUNDLE_TOO_MANY_KEYS",
@@ -42,10 +67,7 @@ export function parsePemBundle(input: Uint8Array | string, limits: BundleReadLim
   const authorities: X509Authority[] = [];
   const seen = new Set<string>();
   let certificateBlocks = 0;
-  blocks.forEach(([, label = "", body = "", endLabel], index) => {
-    if (label !== endLabel) {
-      throw new InvalidBundleError("ERR_PEM_INVALID", `PEM block ${index}: BEGIN ${label} closed by END ${endLabel}`);
-    }
+  for (const { index, label, body } of blocks) {
     if (label.includes("PRIVATE KEY")) {
       throw new InvalidBundleError(
         "ERR_PEM_PRIVATE_KEY",
@@ -57,10 +79,10 @@ export function parsePemBundle(input: Uint8Array | string, limits: BundleReadLim
       warnings.push(
         warning("WARN_PEM_BLOCK_IGNORED", `PEM block ${index} (${label}) is not a certificate; ignored`, index),
       );
-      return;
+      continue;
     }
     certificateBlocks++;
-    if (!BASE64_BODY.test(body)) {
+    if (!PEM_BASE64_BODY.test(body)) {
       throw new InvalidBundleError("ERR_PEM_INVALID", `PEM block ${index} is not base64`, { details: { index } });
     }
     const certificate = parseX509Der(Buffer.from(body.replace(/\s+/g, ""), "base64"), `PEM block ${index}`);
@@ -71,7 +93,7 @@ export function parsePemBundle(input: Uint8Array | string, limits: BundleReadLim
     }
     if (!certificate.ca) {
       warnings.push(warning("WARN_CERT_NOT_CA", `PEM block ${index} is not a CA certificate; ignored`, index));
-      return;
+      continue;
     }
     let authority: X509Authority;
     try {
@@ -80,15 +102,15 @@ export function parsePemBundle(input: Uint8Array | string, limits: BundleReadLim
       warnings.push(
         warning("WARN_KEY_UNSUPPORTED", `PEM block ${index}: the key type is not supported; ignored`, index),
       );
-      return;
+      continue;
     }
     if (seen.has(authority.fingerprint)) {
       warnings.push(warning("WARN_DUPLICATE_AUTHORITY", `PEM block ${index} repeats an earlier certificate`, index));
-      return;
+      continue;
     }
     seen.add(authority.fingerprint);
     authorities.push(authority);
-  });
+  }
   if (certificateBlocks === 0) throw new InvalidBundleError("ERR_PEM_NO_CERTIFICATES", "no CERTIFICATE block found");
   return { bundle: createTrustBundle({ x509Authorities: authorities }), warnings };
 }
