@@ -17,6 +17,7 @@ import path from "node:path";
 import { validate as isValidCron, validateDetailed as validateCronDetailed } from "node-cron";
 import { z } from "zod";
 import { isBundlegateError } from "../errors.js";
+import { parseAddress } from "../federation/fetcher/ssrf-guard.js";
 import type { Relationship } from "../federation/relationship.js";
 import { nextCronFire } from "../federation/schedule.js";
 import type { LogLevel } from "../logging.js";
@@ -1516,7 +1517,7 @@ function cidrProblem(raw: string): string | undefined {
   const bits = family === 4 ? 32 : 128;
   if (prefix > bits) return `the prefix /${prefix} is longer than an IPv${family} address (${bits} bits)`;
   if (prefix === 0) return "a /0 range lets the relationship reach every address, which turns the SSRF guard off";
-  const bytes = family === 4 ? ipv4Bytes(address) : ipv6Bytes(address);
+  const bytes = parseAddress(address);
   if (bytes === undefined) return `${JSON.stringify(address)} is not an IPv4 or IPv6 address`;
   // A typo such as 10.1.2.3/8 for 10.1.2.3/32 would open a whole /8; the network address must be written.
   for (let bit = prefix; bit < bits; bit++) {
@@ -1532,38 +1533,7 @@ function cidrProblem(raw: string): string | undefined {
   return undefined;
 }
 
-function ipv4Bytes(address: string): number[] | undefined {
-  const parts = address.split(".").map(Number);
-  return parts.length === 4 && parts.every((n) => Number.isInteger(n) && n >= 0 && n <= 255) ? parts : undefined;
-}
-
-/** isIP has already accepted the address, so only the layout ("::", an IPv4 tail) is handled here. */
-function ipv6Bytes(address: string): number[] | undefined {
-  const [head = "", tail, ...extra] = address.split("::");
-  if (extra.length > 0) return undefined;
-  const groups = (text: string): number[] | undefined => {
-    if (text === "") return [];
-    const out: number[] = [];
-    for (const part of text.split(":")) {
-      if (part.includes(".")) {
-        const v4 = ipv4Bytes(part);
-        if (v4 === undefined) return undefined;
-        out.push(((v4[0] ?? 0) << 8) | (v4[1] ?? 0), ((v4[2] ?? 0) << 8) | (v4[3] ?? 0));
-      } else {
-        out.push(Number.parseInt(part, 16));
-      }
-    }
-    return out;
-  };
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  if (left === undefined || right === undefined) return undefined;
-  const zeros = 8 - left.length - right.length;
-  if (zeros < 0 || (tail === undefined && zeros !== 0)) return undefined;
-  return [...left, ...new Array<number>(zeros).fill(0), ...right].flatMap((group) => [group >> 8, group & 0xff]);
-}
-
-function networkOf(bytes: readonly number[], prefix: number): string {
+function networkOf(bytes: Uint8Array, prefix: number): string {
   return bytes
     .map((byte, i) => {
       const keep = Math.min(Math.max(prefix - i * 8, 0), 8);

@@ -5,20 +5,13 @@
 import { compare } from "../spiffe/bundle.js";
 import { isTrustDomain, type TrustDomain } from "../spiffe/id.js";
 import type { AuditEntry, AuditQuery, NewAuditEntry, RecordWriteOptions, RelationshipRecord } from "./admin-state.js";
-import { isWholeNumber, StoreError, wholeMs } from "./errors.js";
+import { badArgument, isWholeNumber, wholeMs } from "./errors.js";
 
 export const MAX_AUDIT_QUERY_LIMIT = 1000;
 
-function badArgument(what: string, expected: string): StoreError {
-  return new StoreError("ERR_STORE_BAD_ARGUMENT", `${what} must be ${expected}`, {
-    status: 500,
-    details: { argument: what },
-  });
-}
+export type JsonObject = Record<string, unknown>;
 
-type Json = Record<string, unknown>;
-
-export function isJsonObject(value: unknown): value is Json {
+export function isJsonObject(value: unknown): value is JsonObject {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
@@ -104,7 +97,7 @@ export function checkAuditEntry(entry: NewAuditEntry): NewAuditEntry {
     ...(entry.trustDomain === undefined ? {} : { trustDomain: entry.trustDomain }),
     ...(before === undefined ? {} : { before }),
     ...(after === undefined ? {} : { after }),
-    ...(details === undefined ? {} : { details: details as Json }),
+    ...(details === undefined ? {} : { details: details as JsonObject }),
   };
 }
 

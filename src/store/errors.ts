@@ -27,11 +27,10 @@ export class StoreError extends BundlegateError<StoreErrorCode> {
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 
-function badArgument(what: string, value: unknown, expected: string): StoreError {
-  return new StoreError("ERR_STORE_BAD_ARGUMENT", `${what} must be ${expected}, got ${String(value)}`, {
-    status: 500,
-    details: { argument: what },
-  });
+/** `got` is shown in the message; leave it out where the value would say nothing (an object) or be long. */
+export function badArgument(what: string, expected: string, got?: { readonly value: unknown }): StoreError {
+  const message = `${what} must be ${expected}${got ? `, got ${String(got.value)}` : ""}`;
+  return new StoreError("ERR_STORE_BAD_ARGUMENT", message, { status: 500, details: { argument: what } });
 }
 
 export function isSequence(value: unknown): value is string {
@@ -47,22 +46,22 @@ export function isWholeNumber(value: unknown): value is number {
 }
 
 export function checkSequence(what: string, value: string | undefined): void {
-  if (value !== undefined && !isSequence(value)) throw badArgument(what, value, "a decimal integer in 0..2^64-1");
+  if (value !== undefined && !isSequence(value)) throw badArgument(what, "a decimal integer in 0..2^64-1", { value });
 }
 
 export function checkDigest(what: string, value: string): void {
-  if (!isDigest(value)) throw badArgument(what, value, "a lowercase hex SHA-256");
+  if (!isDigest(value)) throw badArgument(what, "a lowercase hex SHA-256", { value });
 }
 
 /** `min` 1 for counts and TTLs, 0 for fences and refresh hints. */
 export function checkWholeNumber(what: string, value: number, min = 0): void {
-  if (!isWholeNumber(value) || value < min) throw badArgument(what, value, `an integer >= ${min}`);
+  if (!isWholeNumber(value) || value < min) throw badArgument(what, `an integer >= ${min}`, { value });
 }
 
 /** A moment in ms; a fraction (a jittered delay added to a time) is dropped rather than refused. */
 export function wholeMs(what: string, value: number): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > Number.MAX_SAFE_INTEGER) {
-    throw badArgument(what, value, "a time in ms since the epoch");
+    throw badArgument(what, "a time in ms since the epoch", { value });
   }
   return Math.floor(value);
 }

@@ -108,6 +108,10 @@ describe("embedded store snapshot", () => {
     ["another version", '{"version":3}'],
     ["a malformed digest", '{"version":1,"localBundle":{"contentDigest":"zz","sequence":"1"}}'],
     ["a malformed sequence", `{"version":1,"localBundle":{"contentDigest":"${hex("a")}","sequence":"-1"}}`],
+    [
+      "a local sequence past 2^64-1",
+      `{"version":1,"localBundle":{"contentDigest":"${hex("a")}","sequence":"18446744073709551616"}}`,
+    ],
     ["relationships that are a list", `{"version":1,"relationships":[]}`],
     ["a relationship keyed by no trust domain", relationship('{"history":[],"fence":1}', "Not A Domain")],
     ["a relationship without a fence", relationship('{"history":[]}')],

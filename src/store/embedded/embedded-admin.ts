@@ -31,6 +31,7 @@ import type {
   RelationshipRecordEvent,
 } from "../admin-state.js";
 import { checkWholeNumber } from "../errors.js";
+import { createListeners } from "../listeners.js";
 
 /** Members of the snapshot file (version 2); all absent when there is no admin state. */
 export interface AdminSnapshot {
@@ -72,7 +73,7 @@ export function createEmbeddedAdmin(options: EmbeddedAdminOptions): EmbeddedAdmi
   const preflights = options.restored?.preflights ?? new Map<TrustDomain, string>();
   const audit = options.restored?.audit ?? [];
   audit.length = Math.min(audit.length, options.auditMaxEntries);
-  const listeners = new Set<{ listener: (event: RelationshipRecordEvent) => void }>();
+  const listeners = createListeners<RelationshipRecordEvent>(options.logger, "relationship record");
 
   // Ids go on from the newest kept entry, so they keep increasing across restarts and clock steps back.
   let lastMs = 0;
@@ -88,16 +89,6 @@ export function createEmbeddedAdmin(options: EmbeddedAdminOptions): EmbeddedAdmi
     audit.unshift(stored);
     audit.length = Math.min(audit.length, options.auditMaxEntries);
     return stored;
-  };
-
-  const emit = (event: RelationshipRecordEvent) => {
-    for (const { listener } of listeners) {
-      try {
-        listener(event);
-      } catch (error) {
-        options.logger.error({ err: (error as Error).message }, "relationship record listener failed");
-      }
-    }
   };
 
   const store: AdminStore = {
@@ -126,7 +117,7 @@ export function createEmbeddedAdmin(options: EmbeddedAdminOptions): EmbeddedAdmi
       };
       records.set(trustDomain, record);
       append(write.audit);
-      emit({ trustDomain, kind: "put", revision: record.revision, origin: write.origin });
+      listeners.emit({ trustDomain, kind: "put", revision: record.revision, origin: write.origin });
       await options.persist();
       return { ok: true, record: { ...record } };
     },
@@ -140,18 +131,12 @@ export function createEmbeddedAdmin(options: EmbeddedAdminOptions): EmbeddedAdmi
       records.delete(trustDomain);
       preflights.delete(trustDomain);
       append(write.audit);
-      emit({ trustDomain, kind: "deleted", origin: write.origin });
+      listeners.emit({ trustDomain, kind: "deleted", origin: write.origin });
       await options.persist();
       return { ok: true };
     },
 
-    subscribeRelationshipRecords(listener) {
-      const entry = { listener };
-      listeners.add(entry);
-      return () => {
-        listeners.delete(entry);
-      };
-    },
+    subscribeRelationshipRecords: listeners.subscribe,
 
     async getPreflight(trustDomain) {
       return preflights.get(trustDomain);

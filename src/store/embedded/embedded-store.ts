@@ -24,6 +24,7 @@ import { dirname } from "node:path";
 import type { Logger } from "../../logging.js";
 import { MAX_SEQUENCE } from "../../spiffe/bundle.js";
 import { isTrustDomain, type TrustDomain } from "../../spiffe/id.js";
+import { isJsonObject, type JsonObject } from "../admin-records.js";
 import { checkCommit, checkWholeNumber, isDigest, isSequence, isWholeNumber, StoreError, wholeMs } from "../errors.js";
 import type {
   BundleChangeEvent,
@@ -35,6 +36,7 @@ import type {
   StoredBundle,
 } from "../federation-state.js";
 import { copyHistoryEntry } from "../history.js";
+import { createListeners } from "../listeners.js";
 import type { LocalBundleState, RecordSequenceResult } from "../local-bundle-state.js";
 import type { Store, StoreHealth } from "../types.js";
 import {
@@ -89,7 +91,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
   let localBundle = restored?.localBundle;
   const relationships = restored?.relationships ?? new Map<TrustDomain, RelationshipState>();
   const now = options.now ?? Date.now;
-  const listeners = new Set<{ listener: (event: BundleChangeEvent) => void }>();
+  const listeners = createListeners<BundleChangeEvent>(options.logger, "bundle change");
   let writes: Promise<void> = Promise.resolve();
 
   const persist = (): Promise<void> => {
@@ -132,16 +134,6 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
       DEFAULT_EMBEDDED_AUDIT_MAX_ENTRIES,
     ),
   });
-
-  const emit = (event: BundleChangeEvent) => {
-    for (const { listener } of listeners) {
-      try {
-        listener(event);
-      } catch (error) {
-        options.logger.error({ err: (error as Error).message }, "bundle change listener failed");
-      }
-    }
-  };
 
   const stateOf = (trustDomain: TrustDomain): RelationshipState => {
     let state = relationships.get(trustDomain);
@@ -298,7 +290,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
       if (outcome.kind === "accepted") next.lastChangeAt = at;
       state.status = next;
 
-      if (event) emit(event);
+      if (event) listeners.emit(event);
       await persist();
       return { ok: true };
     },
@@ -335,7 +327,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
         lastChangeAt: at,
         writtenBy: acceptOptions.origin,
       };
-      emit(changeEvent(trustDomain, "bundle", acceptOptions.origin, held));
+      listeners.emit(changeEvent(trustDomain, "bundle", acceptOptions.origin, held));
       await persist();
       return true;
     },
@@ -344,7 +336,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
       const state = relationships.get(trustDomain);
       if (!state?.quarantine || state.quarantine.digest !== digest) return false;
       state.quarantine = undefined;
-      emit(changeEvent(trustDomain, "quarantine", discardOptions.origin));
+      listeners.emit(changeEvent(trustDomain, "quarantine", discardOptions.origin));
       await persist();
       return true;
     },
@@ -370,7 +362,7 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
         },
         resetOptions.historyLimit,
       );
-      emit(changeEvent(trustDomain, "bundle", resetOptions.origin, rest));
+      listeners.emit(changeEvent(trustDomain, "bundle", resetOptions.origin, rest));
       await persist();
     },
 
@@ -381,17 +373,11 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
       state.status = undefined;
       state.lease = undefined;
       state.fence += 1;
-      emit(changeEvent(trustDomain, "removed", removeOptions.origin));
+      listeners.emit(changeEvent(trustDomain, "removed", removeOptions.origin));
       await persist();
     },
 
-    subscribe(listener) {
-      const entry = { listener };
-      listeners.add(entry);
-      return () => {
-        listeners.delete(entry);
-      };
-    },
+    subscribe: listeners.subscribe,
 
     async health(): Promise<StoreHealth> {
       return { ok: true };
@@ -420,8 +406,6 @@ function changeEvent(
   };
 }
 
-/** A copy with only the known members: the caller's object may carry more, or change later. */
-
 interface RestoredState {
   localBundle?: LocalBundleState;
   relationships: Map<TrustDomain, RelationshipState>;
@@ -438,7 +422,7 @@ async function readSnapshot(file: string): Promise<RestoredState | undefined> {
   }
   try {
     const snapshot = JSON.parse(text) as Snapshot;
-    if (!isObject(snapshot)) throw new Error("not a JSON object");
+    if (!isJsonObject(snapshot)) throw new Error("not a JSON object");
     if (snapshot.version !== SNAPSHOT_VERSION && snapshot.version !== ADMIN_SNAPSHOT_VERSION) {
       throw new Error(`unknown snapshot version ${String(snapshot.version)}`);
     }
@@ -448,7 +432,7 @@ async function readSnapshot(file: string): Promise<RestoredState | undefined> {
     };
     const local = snapshot.localBundle;
     if (local) {
-      if (!/^[0-9a-f]{64}$/.test(local.contentDigest) || !/^(0|[1-9]\d*)$/.test(local.sequence)) {
+      if (!isDigest(local.contentDigest) || !isSequence(local.sequence)) {
         throw new Error("malformed localBundle entry");
       }
       restored.localBundle = { contentDigest: local.contentDigest, sequence: BigInt(local.sequence) };
@@ -472,52 +456,46 @@ async function readSnapshot(file: string): Promise<RestoredState | undefined> {
  * taken on trust here would surface later as a wrong answer rather than a refusal to start.
  */
 
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function malformed(where: string, member: string): Error {
   return new Error(`malformed ${where}: ${member}`);
 }
 
-function requireText(value: Json, member: string, where: string): string {
+function requireText(value: JsonObject, member: string, where: string): string {
   const text = value[member];
   if (typeof text !== "string") throw malformed(where, member);
   return text;
 }
 
-function optionalText(value: Json, member: string, where: string): string | undefined {
+function optionalText(value: JsonObject, member: string, where: string): string | undefined {
   if (value[member] === undefined) return undefined;
   return requireText(value, member, where);
 }
 
-function requireNumber(value: Json, member: string, where: string): number {
+function requireNumber(value: JsonObject, member: string, where: string): number {
   const number = value[member];
   if (!isWholeNumber(number)) throw malformed(where, member);
   return number;
 }
 
-function optionalNumber(value: Json, member: string, where: string): number | undefined {
+function optionalNumber(value: JsonObject, member: string, where: string): number | undefined {
   if (value[member] === undefined) return undefined;
   return requireNumber(value, member, where);
 }
 
-function requireDigest(value: Json, where: string): string {
+function requireDigest(value: JsonObject, where: string): string {
   const digest = value.digest;
   if (!isDigest(digest)) throw malformed(where, "digest");
   return digest;
 }
 
-function optionalSequence(value: Json, where: string): { sequence?: string } {
+function optionalSequence(value: JsonObject, where: string): { sequence?: string } {
   const sequence = value.sequence;
   if (sequence === undefined) return {};
   if (!isSequence(sequence)) throw malformed(where, "sequence");
   return { sequence };
 }
 
-function requireList(value: Json, member: string, where: string): string[] {
+function requireList(value: JsonObject, member: string, where: string): string[] {
   const list = value[member];
   if (!Array.isArray(list) || !list.every((item) => typeof item === "string")) throw malformed(where, member);
   return list as string[];
@@ -530,11 +508,11 @@ function optionalMember<K extends string, V>(member: K, read: V | undefined): { 
 function readRelationships(value: unknown): Map<TrustDomain, RelationshipState> {
   const relationships = new Map<TrustDomain, RelationshipState>();
   if (value === undefined) return relationships;
-  if (!isObject(value)) throw new Error("malformed relationships");
+  if (!isJsonObject(value)) throw new Error("malformed relationships");
   for (const [name, entry] of Object.entries(value)) {
     if (!isTrustDomain(name)) throw new Error(`malformed relationships: ${JSON.stringify(name)} is not a trust domain`);
     const where = `relationship ${name}`;
-    if (!isObject(entry)) throw malformed(where, "entry");
+    if (!isJsonObject(entry)) throw malformed(where, "entry");
     if (!Array.isArray(entry.history)) throw malformed(where, "history");
     const state: RelationshipState = {
       history: entry.history.map((item, index) => readHistoryEntry(item, `${where} history[${index}]`)),
@@ -549,7 +527,7 @@ function readRelationships(value: unknown): Map<TrustDomain, RelationshipState> 
 }
 
 function readBundle(value: unknown, where: string): StoredBundle {
-  if (!isObject(value)) throw malformed(where, "entry");
+  if (!isJsonObject(value)) throw malformed(where, "entry");
   return {
     json: requireText(value, "json", where),
     digest: requireDigest(value, where),
@@ -560,7 +538,7 @@ function readBundle(value: unknown, where: string): StoredBundle {
 }
 
 function readQuarantine(value: unknown, where: string): QuarantinedBundle {
-  if (!isObject(value)) throw malformed(where, "entry");
+  if (!isJsonObject(value)) throw malformed(where, "entry");
   return {
     json: requireText(value, "json", where),
     digest: requireDigest(value, where),
@@ -577,7 +555,7 @@ const STATUS_TIMES = ["lastAttemptAt", "lastSuccessAt", "lastChangeAt", "lastErr
 const STATUS_TEXTS = ["lastResult", "lastErrorCode", "etag", "writtenBy"] as const;
 
 function readStatus(value: unknown, where: string): RelationshipStatus {
-  if (!isObject(value)) throw malformed(where, "entry");
+  if (!isJsonObject(value)) throw malformed(where, "entry");
   const status: Mutable<RelationshipStatus> = {
     consecutiveFailures: requireNumber(value, "consecutiveFailures", where),
   };
@@ -593,7 +571,7 @@ function readStatus(value: unknown, where: string): RelationshipStatus {
 }
 
 function readHistoryEntry(value: unknown, where: string): HistoryEntry {
-  if (!isObject(value)) throw malformed(where, "entry");
+  if (!isJsonObject(value)) throw malformed(where, "entry");
   return {
     at: requireNumber(value, "at", where),
     digest: requireDigest(value, where),

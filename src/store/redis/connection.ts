@@ -67,6 +67,15 @@ export function safeRedisTarget(url: string): string {
   }
 }
 
+/** Runs one Redis call, its failure wrapped as a StoreError naming `operation`. */
+export async function attempt<T>(operation: string, action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    throw wrapRedisError(error, operation);
+  }
+}
+
 export function wrapRedisError(error: unknown, operation: string): StoreError {
   if (error instanceof StoreError) return error;
   const message = error instanceof Error ? error.message : String(error);

@@ -30,8 +30,10 @@ import type {
   RelationshipRecordEvent,
 } from "../admin-state.js";
 import { checkWholeNumber, isWholeNumber, StoreError } from "../errors.js";
-import { wrapRedisError } from "./connection.js";
+import { createListeners } from "../listeners.js";
+import { attempt } from "./connection.js";
 import type { RedisKeys } from "./keys.js";
+import { corrupt, parseWholeNumber } from "./read-back.js";
 import type { ScriptCommands } from "./scripts.js";
 
 export const DEFAULT_REDIS_AUDIT_MAX_ENTRIES = 100_000;
@@ -58,15 +60,7 @@ export function createRedisAdmin(options: RedisAdminOptions): RedisAdmin {
   checkWholeNumber("auditMaxEntries", options.auditMaxEntries, 1);
   const { client, keys, logger } = options;
   const cap = options.auditMaxEntries;
-  const listeners = new Set<{ listener: (event: RelationshipRecordEvent) => void }>();
-
-  const attempt = async <T>(operation: string, action: () => Promise<T>): Promise<T> => {
-    try {
-      return await action();
-    } catch (error) {
-      throw wrapRedisError(error, operation);
-    }
-  };
+  const listeners = createListeners<RelationshipRecordEvent>(logger, "relationship record");
 
   const record = (trustDomain: TrustDomain, raw: string) => parseRecord(keys.relationshipRecords, trustDomain, raw);
 
@@ -136,13 +130,7 @@ export function createRedisAdmin(options: RedisAdminOptions): RedisAdmin {
       throw scriptAnswer("delete-relationship-record", keys.relationshipRecords, trustDomain, result);
     },
 
-    subscribeRelationshipRecords(listener) {
-      const entry = { listener };
-      listeners.add(entry);
-      return () => {
-        listeners.delete(entry);
-      };
-    },
+    subscribeRelationshipRecords: listeners.subscribe,
 
     async getPreflight(trustDomain) {
       const report = await attempt("read preflight", () => client.hget(keys.preflights, trustDomain));
@@ -190,13 +178,7 @@ export function createRedisAdmin(options: RedisAdminOptions): RedisAdmin {
         logger.warn({ channel: keys.recordEvents, length: message.length }, "dropped a malformed record event");
         return;
       }
-      for (const { listener } of listeners) {
-        try {
-          listener(event);
-        } catch (error) {
-          logger.error({ err: (error as Error).message }, "relationship record listener failed");
-        }
-      }
+      listeners.emit(event);
     },
     close() {
       listeners.clear();
@@ -226,14 +208,7 @@ function filters(query: CheckedAuditQuery): string[] {
   ];
 }
 
-/*
- * Reading back. A value these scripts could not have written is ERR_STORE_CORRUPT, as for the rest of
- * the Redis store.
- */
-
-function corrupt(key: string, what: string): StoreError {
-  return new StoreError("ERR_STORE_CORRUPT", `${key}: ${what}`);
-}
+/* Reading back: a value these scripts could not have written is ERR_STORE_CORRUPT (read-back.ts). */
 
 function scriptAnswer(script: string, key: string, trustDomain: string, result: string | undefined): StoreError {
   if (result === "corrupt") return corrupt(key, `the record of ${trustDomain} is unreadable`);
@@ -257,7 +232,7 @@ function parseRecord(key: string, trustDomain: TrustDomain, raw: string): Relati
 function parseAuditEntry(key: string, id: string, fields: string[]): AuditEntry {
   const hash: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) hash[fields[i]!] = fields[i + 1]!;
-  const at = hash.at !== undefined && /^[0-9]{1,16}$/.test(hash.at) ? Number(hash.at) : Number.NaN;
+  const at = parseWholeNumber(hash.at);
   const json = (field: string) =>
     hash[field] === undefined ? undefined : parseJson(key, `${field} of entry ${id}`, hash[field]);
   const entry = readStoredAuditEntry({

@@ -15,10 +15,12 @@ import type {
   StoredBundle,
 } from "../federation-state.js";
 import { copyHistoryEntry } from "../history.js";
+import { createListeners } from "../listeners.js";
 import type { LocalBundleState, RecordSequenceResult } from "../local-bundle-state.js";
 import type { Store, StoreHealth } from "../types.js";
-import { connectRedis, createRedisClient, createSubscriberClient, wrapRedisError } from "./connection.js";
+import { attempt, connectRedis, createRedisClient, createSubscriberClient, wrapRedisError } from "./connection.js";
 import { createRedisKeys } from "./keys.js";
+import { corrupt, parseWholeNumber } from "./read-back.js";
 import { createRedisAdmin, DEFAULT_REDIS_AUDIT_MAX_ENTRIES } from "./redis-admin.js";
 import { registerScripts } from "./scripts.js";
 
@@ -47,7 +49,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Store>
     logger,
   });
 
-  const listeners = new Set<{ listener: (event: BundleChangeEvent) => void }>();
+  const listeners = createListeners<BundleChangeEvent>(logger, "bundle change");
   const channels = [keys.events, keys.recordEvents];
   const subscriber = await openSubscriber(client, options.url, channels, logger).catch((error: unknown) => {
     client.disconnect();
@@ -64,22 +66,8 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Store>
       logger.warn({ channel, length: message.length }, "dropped a malformed bundle change event");
       return;
     }
-    for (const { listener } of listeners) {
-      try {
-        listener(event);
-      } catch (error) {
-        logger.error({ err: (error as Error).message }, "bundle change listener failed");
-      }
-    }
+    listeners.emit(event);
   });
-
-  const attempt = async <T>(operation: string, action: () => Promise<T>): Promise<T> => {
-    try {
-      return await action();
-    } catch (error) {
-      throw wrapRedisError(error, operation);
-    }
-  };
 
   return {
     kind: "redis",
@@ -233,13 +221,7 @@ export async function openRedisStore(options: RedisStoreOptions): Promise<Store>
       );
     },
 
-    subscribe(listener) {
-      const entry = { listener };
-      listeners.add(entry);
-      return () => {
-        listeners.delete(entry);
-      };
-    },
+    subscribe: listeners.subscribe,
 
     async health(): Promise<StoreHealth> {
       // Without the subscriber this replica would miss other replicas' changes: that is degraded too.
@@ -333,18 +315,12 @@ function commitResult(reply: [string, string?]): CommitResult {
   throw new StoreError("ERR_STORE_SCRIPT", `commit-fetch answered ${String(result)}`);
 }
 
-/** A fixed member order and only the known members, whatever else the caller's object carries. */
-
 /*
  * Reading back. A value Redis holds that these scripts could not have written (edited by hand, another
  * program sharing the prefix) is ERR_STORE_CORRUPT, never a guess.
  */
 
 type Hash = Record<string, string>;
-
-function corrupt(key: string, what: string): StoreError {
-  return new StoreError("ERR_STORE_CORRUPT", `${key}: ${what}`);
-}
 
 function text(key: string, hash: Hash, field: string): string {
   const value = hash[field];
@@ -354,8 +330,8 @@ function text(key: string, hash: Hash, field: string): string {
 
 function wholeNumber(key: string, field: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const parsed = /^[0-9]{1,16}$/.test(value) ? Number(value) : Number.NaN;
-  if (!isWholeNumber(parsed)) throw corrupt(key, `${field} is not a whole number`);
+  const parsed = parseWholeNumber(value);
+  if (parsed === undefined) throw corrupt(key, `${field} is not a whole number`);
   return parsed;
 }
 
