@@ -10,23 +10,16 @@ import { readFileSync } from "node:fs";
 import type { Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import autocannon from "autocannon";
+import { numberFlag } from "./flags.js";
 
 const CONNECTIONS = 50;
 const PIPELINING = 1;
 const WARMUP_SECONDS = 3;
 
-function flag(name: string, fallback: number): number {
-  const prefix = `--${name}=`;
-  const raw = process.argv.find((arg) => arg.startsWith(prefix));
-  const value = raw === undefined ? fallback : Number(raw.slice(prefix.length));
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
-  return value;
-}
-
 // Five short rounds rather than two long ones: on a small machine shared with other work, a burst of
 // foreign load can halve one long round; with more alternations, best-of-rounds finds a quiet window for both.
-const durationSeconds = flag("duration", 4);
-const rounds = Math.floor(flag("rounds", 5));
+const durationSeconds = numberFlag("duration", 4, { above: 0 });
+const rounds = Math.floor(numberFlag("rounds", 5, { above: 0 }));
 
 /** CPU time of the main thread (where both servers run) in ms, from /proc; undefined off Linux. */
 const mainThreadCpuMs: () => number | undefined = (() => {

@@ -55,30 +55,18 @@ import type { TrustDomain } from "../src/spiffe/id.js";
 import { exportPublicJwk } from "../src/spiffe/public-key.js";
 import type { RelationshipStatus } from "../src/store/federation-state.js";
 import { createCa, type Issued } from "../test/support/pki.js";
+import { flagValue, numberFlag } from "./flags.js";
 
 const SCRAPE_INTERVAL_MS = 15_000;
 const START = new Date("2026-03-01T00:00:00Z");
 const DAY_MS = 86_400_000;
 
 // ---------------------------------------------------------------------------------------------------
-// Flags: --name value or --name=value.
+// Flags (bench/flags.ts).
 // ---------------------------------------------------------------------------------------------------
 
-function flagValue(name: string): string | undefined {
-  const args = process.argv.slice(2);
-  for (const [index, arg] of args.entries()) {
-    if (arg === `--${name}`) return args[index + 1];
-    if (arg.startsWith(`--${name}=`)) return arg.slice(name.length + 3);
-  }
-  return undefined;
-}
-
-function numberFlag(name: string, fallback: number, min: number, max = Number.POSITIVE_INFINITY): number {
-  const raw = flagValue(name);
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) throw new Error(`--${name} must be in ${min}..${max}`);
-  return value;
-}
+// Given as a maximum so this bench's errors keep their "must be in min..max" form.
+const UNBOUNDED = Number.POSITIVE_INFINITY;
 
 interface Flags {
   readonly relationships: number;
@@ -92,11 +80,11 @@ function readFlags(): Flags {
   const status = flagValue("status") ?? "direct";
   if (status !== "view" && status !== "direct") throw new Error("--status must be view or direct");
   return {
-    relationships: Math.floor(numberFlag("relationships", 10_000, 1)),
-    scrapes: Math.floor(numberFlag("scrapes", 6, 2)),
-    churn: numberFlag("churn", 0.2, 0, 1),
+    relationships: Math.floor(numberFlag("relationships", 10_000, { min: 1, max: UNBOUNDED })),
+    scrapes: Math.floor(numberFlag("scrapes", 6, { min: 2, max: UNBOUNDED })),
+    churn: numberFlag("churn", 0.2, { min: 0, max: 1 }),
     // Even, so a relationship's two authorities are always two different certificates.
-    cas: Math.max(2, Math.floor(numberFlag("cas", 256, 2) / 2) * 2),
+    cas: Math.max(2, Math.floor(numberFlag("cas", 256, { min: 2, max: UNBOUNDED }) / 2) * 2),
     status,
   };
 }

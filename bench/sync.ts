@@ -67,6 +67,7 @@ import type { TrustDomain } from "../src/spiffe/id.js";
 import { openRedisStore } from "../src/store/redis/redis-store.js";
 import { createCa, createWebCert } from "../test/support/pki.js";
 import { startRedisServer } from "../test/support/redis-server.js";
+import { flagValue, numberFlag } from "./flags.js";
 
 const OWN_TRUST_DOMAIN = "bench.bundlegate.test" as TrustDomain;
 const LOOPBACK_CIDRS = ["127.0.0.0/8", "::1/128"] as const;
@@ -75,24 +76,10 @@ const BASELINE_WARMUP_FETCHES = 500;
 const BASELINE_PACED_MAX_SECONDS = 20;
 
 // ---------------------------------------------------------------------------------------------------
-// Flags: --name value or --name=value.
+// Flags (bench/flags.ts).
 // ---------------------------------------------------------------------------------------------------
 
-function flagValue(name: string): string | undefined {
-  const args = process.argv.slice(2);
-  for (const [index, arg] of args.entries()) {
-    if (arg === `--${name}`) return args[index + 1];
-    if (arg.startsWith(`--${name}=`)) return arg.slice(name.length + 3);
-  }
-  return undefined;
-}
-
-function numberFlag(name: string, fallback: number, min = 1): number {
-  const raw = flagValue(name);
-  const value = raw === undefined ? fallback : Number(raw);
-  if (!Number.isFinite(value) || value < min) throw new Error(`--${name} must be a number >= ${min}`);
-  return value;
-}
+const AT_LEAST_ONE = { min: 1 } as const;
 
 interface Flags {
   readonly relationships: number;
@@ -110,13 +97,13 @@ function readFlags(): Flags {
     throw new Error("--log-level must be a pino level");
   }
   return {
-    relationships: Math.floor(numberFlag("relationships", 10_000)),
-    durationSeconds: numberFlag("duration", 120),
-    concurrency: Math.floor(numberFlag("concurrency", 32)),
+    relationships: Math.floor(numberFlag("relationships", 10_000, AT_LEAST_ONE)),
+    durationSeconds: numberFlag("duration", 120, AT_LEAST_ONE),
+    concurrency: Math.floor(numberFlag("concurrency", 32, AT_LEAST_ONE)),
     // 100 s: refreshed every 25 s (± 10 % jitter), so each relationship is refreshed several times a run.
-    hintSeconds: Math.floor(numberFlag("hint", 100)),
-    servers: Math.floor(numberFlag("servers", 4)),
-    baselineFetches: Math.floor(numberFlag("baseline-fetches", 5000)),
+    hintSeconds: Math.floor(numberFlag("hint", 100, AT_LEAST_ONE)),
+    servers: Math.floor(numberFlag("servers", 4, AT_LEAST_ONE)),
+    baselineFetches: Math.floor(numberFlag("baseline-fetches", 5000, AT_LEAST_ONE)),
     logLevel,
   };
 }

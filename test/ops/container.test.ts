@@ -10,20 +10,19 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statS
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { validate } from "dockerfile-utils";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { LOCAL_TRUST_DOMAIN, PARTNER_TRUST_DOMAIN, writeComposePki } from "../../deploy/compose/init-pki.mjs";
-import { runCli } from "../../src/cli/program.js";
 import { loadConfigFile } from "../../src/config/load.js";
 import { CONFIG_DEFAULTS } from "../../src/config/schema.js";
 import type { BundlegateConfig } from "../../src/config/types.js";
 import { createDevPki } from "../../src/sources/dev-pki.js";
 import { createCa, createWebCert } from "../../src/sources/x509-issuer.js";
 import { serializeSpiffeBundle } from "../../src/spiffe/codec.js";
+import { runCapturing } from "../cli/support/run-cli.js";
+import { needsPromtool, PROMTOOL, ROOT, RULES_FILE } from "./prometheus-tools.js";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const repoFile = (...parts: string[]): string => path.join(ROOT, ...parts);
 
 // ---------------------------------------------------------------------------------------------------------
@@ -167,20 +166,9 @@ describe("Dockerfile", () => {
     expect(existsSync(repoFile("src", "cli", "main.ts"))).toBe(true);
     const cmd = jsonForm(last("CMD"));
     expect(cmd).toEqual(["serve", "--config", "/etc/bundlegate/bundlegate.yaml"]);
-    let help = "";
-    const code = await runCli(["serve", "--help"], {
-      stdout: (text) => {
-        help += text;
-      },
-      stderr: () => {},
-      readFile: (p) => readFile(p),
-      readStdin: async () => new Uint8Array(),
-      now: () => new Date(),
-      env: {},
-      waitForShutdown: () => new Promise<string>(() => {}),
-    });
-    expect(code).toBe(0);
-    expect(help).toContain(cmd?.[1]);
+    const help = await runCapturing(["serve", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain(cmd?.[1]);
   });
 
   it("exposes the default port of every listener", () => {
@@ -367,9 +355,7 @@ describe("docker-compose.yml", () => {
       const host = hostPath(prometheus, path.posix.join("/etc/prometheus", ruleFile));
       expect(host && existsSync(host), ruleFile).toBe(true);
     }
-    expect(hostPath(prometheus, "/etc/prometheus/rules/bundlegate-rules.yml")).toBe(
-      repoFile("config", "prometheus", "bundlegate-rules.yml"),
-    );
+    expect(hostPath(prometheus, "/etc/prometheus/rules/bundlegate-rules.yml")).toBe(RULES_FILE);
     const targets = config.scrape_configs.flatMap((job) => job.static_configs.flatMap((c) => c.targets));
     const gatewaysWithRedis: string[] = [];
     for (const [name, service] of gateways) {
@@ -405,17 +391,15 @@ describe("docker-compose.yml", () => {
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-    it("Prometheus' config and the rules it loads are valid (promtool check config)", () => {
+    it("Prometheus' config and the rules it loads are valid (promtool check config)", (context) => {
+      needsPromtool(context);
       // Laid out as the prometheus service sees it: the config, with config/prometheus as rules/ beside it.
       cpSync(repoFile("deploy", "compose", "prometheus.yml"), path.join(dir, "prometheus.yml"));
       mkdirSync(path.join(dir, "rules"));
-      cpSync(repoFile("config", "prometheus", "bundlegate-rules.yml"), path.join(dir, "rules", "bundlegate-rules.yml"));
-      const result = spawnSync("promtool", ["check", "config", path.join(dir, "prometheus.yml")], {
+      cpSync(RULES_FILE, path.join(dir, "rules", "bundlegate-rules.yml"));
+      const result = spawnSync(PROMTOOL, ["check", "config", path.join(dir, "prometheus.yml")], {
         encoding: "utf8",
       });
-      expect(result.error, "promtool must be installed (apt-get install prometheus); .ci/run installs it").toBe(
-        undefined,
-      );
       expect(`${result.stdout}${result.stderr}`, result.stderr).toMatch(/SUCCESS: .*rules found/);
       expect(result.status).toBe(0);
     });

@@ -4,63 +4,20 @@
  * metrics bundlegate exports, and every variable a query or link uses is defined.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { collectDefaultMetrics, Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { DASHBOARD_FILES } from "../../dashboards/src/index.js";
 import * as promql from "../../dashboards/src/promql.js";
-import { renderDashboard } from "../../dashboards/src/render.js";
+import { exportedMetricNames } from "./metric-names.js";
+import { needsPromtool, PROMTOOL, ROOT } from "./prometheus-tools.js";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DIR = path.join(ROOT, "dashboards");
-
-/** The metric contract (DESIGN.md section 7 and the metrics issue), by type. */
-const GAUGES = [
-  "bundlegate_relationship_info",
-  "bundlegate_relationship_last_attempt_timestamp_seconds",
-  "bundlegate_relationship_last_success_timestamp_seconds",
-  "bundlegate_relationship_last_change_timestamp_seconds",
-  "bundlegate_relationship_refresh_interval_seconds",
-  "bundlegate_relationship_stale_after_seconds",
-  "bundlegate_relationship_critical_after_seconds",
-  "bundlegate_relationship_consecutive_failures",
-  "bundlegate_relationship_quarantined",
-  "bundlegate_relationship_review_by_timestamp_seconds",
-  "bundlegate_relationship_expires_at_timestamp_seconds",
-  "bundlegate_bundle_sequence",
-  "bundlegate_bundle_size_bytes",
-  "bundlegate_bundle_refresh_hint_seconds",
-  "bundlegate_bundle_authorities",
-  "bundlegate_bundle_usable_authorities",
-  "bundlegate_bundle_authority_not_after_timestamp_seconds",
-  "bundlegate_bundle_info",
-  "bundlegate_leases_held",
-  "bundlegate_redis_up",
-  "bundlegate_serving_last_known_good",
-  "bundlegate_local_bundle_sequence",
-  "bundlegate_local_authority_not_after_timestamp_seconds",
-  "bundlegate_serving_certificate_not_after_timestamp_seconds",
-  "bundlegate_build_info",
-];
-const COUNTERS = [
-  "bundlegate_fetch_attempts_total",
-  "bundlegate_bundle_updates_total",
-  "bundlegate_bundle_rejections_total",
-  "bundlegate_bundle_decisions_total",
-  "bundlegate_endpoint_requests_total",
-  "bundlegate_tls_reloads_total",
-  "bundlegate_local_bundle_reloads_total",
-];
-const HISTOGRAMS = ["bundlegate_fetch_duration_seconds", "bundlegate_endpoint_request_duration_seconds"];
 
 // biome-ignore lint/suspicious/noTemplateCurlyInString: the Grafana variable every query is sent to
 const DATASOURCE = { type: "prometheus", uid: "${datasource}" };
-
-const HISTOGRAM_SERIES = ["_bucket", "_sum", "_count"];
 
 /** Grafana's own variables, which need no definition. */
 const BUILT_IN_VARIABLES = new Set([
@@ -79,18 +36,6 @@ const BUILT_IN_VARIABLES = new Set([
 
 const PANEL_TYPES = new Set(["stat", "table", "timeseries", "bargauge"]);
 const VARIABLE_TYPES = new Set(["datasource", "query", "custom", "constant", "interval", "textbox"]);
-
-async function knownMetricNames(): Promise<Set<string>> {
-  // The Node.js process metrics come from prom-client itself, with the prefix bundlegate uses.
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "bundlegate_" });
-  const defaults = await registry.getMetricsAsJSON();
-  const names = new Set<string>([...GAUGES, ...COUNTERS]);
-  const histograms = [...HISTOGRAMS, ...defaults.filter((m) => String(m.type) === "histogram").map((m) => m.name)];
-  for (const m of defaults) if (String(m.type) !== "histogram") names.add(m.name);
-  for (const h of histograms) for (const suffix of HISTOGRAM_SERIES) names.add(h + suffix);
-  return names;
-}
 
 /** PromQL with its string literals blanked, so a label value never reads as a name or a bracket. */
 function withoutStrings(expr: string): string {
@@ -171,18 +116,16 @@ const loaded: LoadedDashboard[] = DASHBOARD_FILES.map(({ file }) => ({
 }));
 
 describe("dashboards", () => {
-  let known: Set<string>;
-  beforeAll(async () => {
-    known = await knownMetricNames();
-  });
+  const known = exportedMetricNames();
 
-  it("are committed exactly as dashboards/src produces them (run npm run dashboards)", () => {
-    for (const { file, build } of DASHBOARD_FILES) {
-      const expected = renderDashboard(build(), path.join("dashboards", file), ROOT);
-      expect(readFileSync(path.join(DIR, file), "utf8"), file).toBe(expected);
-    }
-    const produced = new Set(DASHBOARD_FILES.map((d) => d.file));
-    expect(readdirSync(DIR).filter((name) => name.endsWith(".json") && !produced.has(name))).toEqual([]);
+  it("are committed exactly as dashboards/src produces them, and no other JSON is (build-dashboards --check)", () => {
+    const result = spawnSync(process.execPath, ["--import", "tsx", "scripts/build-dashboards.ts", "--check"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    // The script names each file that is out of date or stray.
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
   });
 
   it("cover what DESIGN.md section 7 lists, each with a stable uid of its own", () => {
@@ -290,7 +233,8 @@ describe("dashboards", () => {
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-    it("parses every dashboard query as PromQL (promtool check rules)", () => {
+    it("parses every dashboard query as PromQL (promtool check rules)", (context) => {
+      needsPromtool(context);
       // Grafana substitutes its variables before Prometheus sees a query; do the same with stand-ins.
       const substitute = (expr: string): string =>
         expr.replace(/\$\{?([A-Za-z0-9_]+)(?::[A-Za-z]+)?\}?/g, (_, name: string) =>
@@ -307,15 +251,13 @@ describe("dashboards", () => {
           groups: [{ name: "dashboards", rules: rules.map((expr, i) => ({ record: `dashboard:query_${i}`, expr })) }],
         }),
       );
-      const result = spawnSync("promtool", ["check", "rules", "--lint=none", file], { encoding: "utf8" });
-      expect(result.error, "promtool must be installed (apt-get install prometheus); .ci/run installs it").toBe(
-        undefined,
-      );
+      const result = spawnSync(PROMTOOL, ["check", "rules", "--lint=none", file], { encoding: "utf8" });
       expect(`${result.stdout}${result.stderr}`).toContain(`SUCCESS: ${rules.length} rules found`);
       expect(result.status).toBe(0);
     });
 
-    it("the shared queries count and join what they should, on series of two replicas (promtool test rules)", () => {
+    it("the shared queries count and join what they should, on series of two replicas (promtool test rules)", (context) => {
+      needsPromtool(context);
       // At 10m (time() = 600), two replicas export three relationships:
       //   a.example (team-a): synced 90 s ago (stale after 180 s), quarantined, replicas hold different digests,
       //                       newest authority expires in 10 days
@@ -416,7 +358,7 @@ describe("dashboards", () => {
           ],
         }),
       );
-      const result = spawnSync("promtool", ["test", "rules", file], { encoding: "utf8" });
+      const result = spawnSync(PROMTOOL, ["test", "rules", file], { encoding: "utf8" });
       expect(`${result.stdout}${result.stderr}`).toContain("SUCCESS");
       expect(result.status).toBe(0);
     });
@@ -430,8 +372,8 @@ describe("the dashboard checks themselves", () => {
     expect(bracketProblem("x{a=b)")).toBe("unbalanced )");
   });
 
-  it("find metric names, histogram series included, and not inside label values", async () => {
-    const known = await knownMetricNames();
+  it("find metric names, histogram series included, and not inside label values", () => {
+    const known = exportedMetricNames();
     expect(metricNames('rate(bundlegate_fetch_duration_seconds_bucket{x="bundlegate_not_a_metric"}[5m])')).toEqual([
       "bundlegate_fetch_duration_seconds_bucket",
     ]);

@@ -9,13 +9,13 @@
  *
  * No timed assertions: each step polls until its condition holds, under a generous deadline that fails the test.
  */
-import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serializeSpiffeBundle } from "../../src/spiffe/codec.js";
 import { bundleDigest } from "../../src/spiffe/digest.js";
 import { parseTrustDomain } from "../../src/spiffe/id.js";
 import { createCa, type Issued } from "../support/pki.js";
 import { type RedisServerHandle, startRedisServer } from "../support/redis-server.js";
+import { hasPrometheus, needsPrometheus, RULES_FILE } from "./prometheus-tools.js";
 import {
   type AlertInfo,
   alerts,
@@ -24,18 +24,14 @@ import {
   type Gateway,
   OWN_TD,
   type Partner,
-  PROMETHEUS,
   type PrometheusHandle,
-  prometheusMissing,
   query,
-  RULES_FILE,
   scrape,
   startGateway,
   startPartner,
   startPrometheus,
 } from "./support.js";
 
-const SKIP_NOTE = `${PROMETHEUS} is not installed (Debian: apt-get install prometheus)`;
 /** Prometheus needs a few scrapes and evaluations for each step; a slow CI machine gets room. */
 const DEADLINE_MS = 60_000;
 
@@ -54,13 +50,7 @@ describe("alert rules on a live gateway", () => {
   let prometheus: PrometheusHandle;
 
   beforeAll(async () => {
-    if (prometheusMissing) return;
-    // Written by the alert-rules work; wait for it rather than fail while it is being written.
-    await eventually(async () => existsSync(RULES_FILE) || undefined, {
-      what: "config/prometheus/bundlegate-rules.yml to exist",
-      timeoutMs: 60_000,
-      intervalMs: 250,
-    });
+    if (!hasPrometheus) return;
     partnerCa = await createCa({ trustDomain: PARTNER_TD });
     partner = await startPartner(PARTNER_TD, bundleOf([partnerCa], 10n, 1));
     gateway = await startGateway({ partner });
@@ -74,7 +64,7 @@ describe("alert rules on a live gateway", () => {
   });
 
   it("fires BundleStale when the partner stops answering, then BundleRollbackRejected for a lower sequence", async (context) => {
-    context.skip(prometheusMissing, SKIP_NOTE);
+    needsPrometheus(context);
     const explain = async () =>
       `alerts: ${JSON.stringify(await alerts(prometheus).catch(String))}\nprometheus log:\n${prometheus.log()}`;
 
@@ -126,7 +116,7 @@ describe("replica drift on live scrapes", () => {
   let prometheus: PrometheusHandle;
 
   beforeAll(async () => {
-    if (prometheusMissing) return;
+    if (!hasPrometheus) return;
     redis = await startRedisServer();
     // A 300 s hint polls every 75 s: no refresh undoes the injected difference while the test looks.
     const partnerCa = await createCa({ trustDomain: PARTNER_TD });
@@ -150,7 +140,7 @@ describe("replica drift on live scrapes", () => {
   });
 
   it("shows two digests for one trust domain when the replicas serve different bundles", async (context) => {
-    context.skip(prometheusMissing, SKIP_NOTE);
+    needsPrometheus(context);
     const digestsIn = (text: string) =>
       [...text.matchAll(/^bundlegate_bundle_info\{trust_domain="drift\.test",digest="([0-9a-f]{64})"\} 1$/gm)].map(
         (match) => match[1],

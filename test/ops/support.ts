@@ -1,12 +1,11 @@
 /**
  * The operations tests' harness: a real gateway (startApp with a config read by the loader, every listener
  * on port 0) federating with a real HTTPS partner that can be stopped and restarted on the same port, the
- * gateway's metrics scraped over HTTP, and helpers to run Prometheus' own tools.
+ * gateway's metrics scraped over HTTP, and helpers to run Prometheus' own tools (found by prometheus-tools.ts).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { once } from "node:events";
-import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
@@ -20,16 +19,11 @@ import { createTrustBundle, type TrustBundle, x509AuthorityFromCertificate } fro
 import { serializeSpiffeBundle } from "../../src/spiffe/codec.js";
 import { createCa, createWebCert, type Issued } from "../support/pki.js";
 import { freePort } from "../support/redis-server.js";
+import { PROMETHEUS } from "./prometheus-tools.js";
 
 export { eventually } from "../support/eventually.js";
 
 export const OWN_TD = "gateway.test";
-export const PROMTOOL = "/usr/bin/promtool";
-export const PROMETHEUS = "/usr/bin/prometheus";
-export const RULES_FILE = new URL("../../config/prometheus/bundlegate-rules.yml", import.meta.url).pathname;
-
-export const promtoolMissing = !existsSync(PROMTOOL);
-export const prometheusMissing = !existsSync(PROMETHEUS);
 
 export function bundleOf(cas: readonly Issued[], sequence: bigint, refreshHintSeconds: number): TrustBundle {
   return createTrustBundle({
